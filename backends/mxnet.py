@@ -1,0 +1,98 @@
+"""The MXNet backend (the legacy ``mx.nd`` NDArray API that the book's first edition uses):
+each op is one call of ``mx.nd``; autograd is ``attach_grad`` + ``autograd.record``.
+
+MXNet's NDArray has no zero-dimensional arrays: a reduction over all axes has shape ``(1,)``."""
+import mxnet as mx
+import numpy as np
+
+from rnn_core.errors import DeviceUnavailable
+
+
+class MXNetOps:
+    name = "mxnet"
+
+    def __init__(self, device="auto"):
+        num_gpus = mx.context.num_gpus()
+        if device == "gpu" and num_gpus == 0:
+            raise DeviceUnavailable(
+                f"--device gpu: MXNet {mx.__version__} sees no GPU (mx.context.num_gpus() is 0; "
+                "the 'mxnet' package on PyPI is CPU-only). Use --device cpu, or install the CUDA "
+                "build that matches your driver (for example mxnet-cu112) on a machine with a GPU")
+        self._ctx = mx.gpu(0) if num_gpus and device in ("gpu", "auto") else mx.cpu()
+        self.device = str(self._ctx)
+        self.version = mx.__version__
+
+    def asarray(self, x, /):
+        x = np.asarray(x)
+        return mx.nd.array(x, ctx=self._ctx, dtype=np.float32 if x.dtype.kind == "f" else np.int64)
+
+    def to_numpy(self, x, /):
+        return x.asnumpy()
+
+    def zeros(self, shape, /):
+        return mx.nd.zeros(shape, ctx=self._ctx, dtype=np.float32)
+
+    def matmul(self, x1, x2, /):
+        return mx.nd.dot(x1, x2)
+
+    def matrix_transpose(self, x, /):
+        return mx.nd.transpose(x)
+
+    def concat(self, xs, /, *, axis=0):
+        return mx.nd.concat(*xs, dim=axis)
+
+    def stack(self, xs, /, *, axis=0):
+        return mx.nd.stack(*xs, axis=axis)
+
+    def reshape(self, x, shape, /):
+        return mx.nd.reshape(x, shape)
+
+    def take(self, x, indices, /, *, axis=0):
+        return mx.nd.take(x, indices, axis=axis)
+
+    def take_along_axis(self, x, indices, /, *, axis=-1):
+        return mx.nd.pick(x, mx.nd.reshape(indices, (-1,)), axis=axis, keepdims=True)
+
+    def one_hot(self, indices, num_classes, /):
+        return mx.nd.one_hot(indices, num_classes, dtype=np.float32)
+
+    def tanh(self, x, /):
+        return mx.nd.tanh(x)
+
+    def exp(self, x, /):
+        return mx.nd.exp(x)
+
+    def log(self, x, /):
+        return mx.nd.log(x)
+
+    def sqrt(self, x, /):
+        return mx.nd.sqrt(x)
+
+    def clip(self, x, /, min=None, max=None):
+        if min is not None:
+            x = mx.nd.maximum(x, min)
+        return x if max is None else mx.nd.minimum(x, max)
+
+    def sum(self, x, /, *, axis=None, keepdims=False):
+        return mx.nd.sum(x, axis=axis, keepdims=keepdims)
+
+    def max(self, x, /, *, axis=None, keepdims=False):
+        return mx.nd.max(x, axis=axis, keepdims=keepdims)
+
+    def argmax(self, x, /, *, axis=None):
+        return mx.nd.argmax(x, axis=axis).astype(np.int64)
+
+    def stop_gradient(self, x, /):
+        return mx.nd.stop_gradient(x)
+
+    def value_and_grad(self, f, params, /):
+        params = [p.copy() for p in params]
+        for p in params:
+            p.attach_grad()
+        with mx.autograd.record():
+            loss, aux = f(params)
+        loss.backward()
+        return (loss, aux), [p.grad for p in params]
+
+    def compile(self, fn):
+        return fn

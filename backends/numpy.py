@@ -1,0 +1,88 @@
+"""The NumPy backend: the float32, CPU reference every other backend is compared against.
+
+NumPy has no autograd, so :meth:`value_and_grad` raises; the core trains NumPy with its
+hand-written backpropagation through time (``rnn_core/bptt.py``)."""
+import numpy as np
+
+from rnn_core.errors import DeviceUnavailable
+
+
+class NumpyOps:
+    name = "numpy"
+
+    def __init__(self, device="auto"):
+        if device == "gpu":
+            raise DeviceUnavailable(
+                "the numpy backend runs on the CPU only; use --device cpu (or auto), "
+                "or a backend with a GPU build: torch, tf or mxnet")
+        self.device = "cpu"
+        self.version = np.__version__
+
+    def asarray(self, x, /):
+        x = np.asarray(x)
+        return np.array(x, dtype=np.float32 if x.dtype.kind == "f" else np.int64)
+
+    def to_numpy(self, x, /):
+        return np.array(x)
+
+    def zeros(self, shape, /):
+        return np.zeros(shape, dtype=np.float32)
+
+    def matmul(self, x1, x2, /):
+        return np.matmul(x1, x2)
+
+    def matrix_transpose(self, x, /):
+        return np.transpose(x)
+
+    def concat(self, xs, /, *, axis=0):
+        return np.concatenate(xs, axis=axis)
+
+    def stack(self, xs, /, *, axis=0):
+        return np.stack(xs, axis=axis)
+
+    def reshape(self, x, shape, /):
+        return np.reshape(x, shape)
+
+    def take(self, x, indices, /, *, axis=0):
+        return np.take(x, indices, axis=axis)
+
+    def take_along_axis(self, x, indices, /, *, axis=-1):
+        return np.take_along_axis(x, indices, axis=axis)
+
+    def one_hot(self, indices, num_classes, /):
+        return np.eye(num_classes, dtype=np.float32)[indices]
+
+    def tanh(self, x, /):
+        return np.tanh(x)
+
+    def exp(self, x, /):
+        return np.exp(x)
+
+    def log(self, x, /):
+        return np.log(x)
+
+    def sqrt(self, x, /):
+        return np.sqrt(x)
+
+    def clip(self, x, /, min=None, max=None):
+        return np.clip(x, min, max)
+
+    def sum(self, x, /, *, axis=None, keepdims=False):
+        return np.sum(x, axis=axis, keepdims=keepdims)
+
+    def max(self, x, /, *, axis=None, keepdims=False):
+        return np.max(x, axis=axis, keepdims=keepdims)
+
+    def argmax(self, x, /, *, axis=None):
+        return np.argmax(x, axis=axis)
+
+    def stop_gradient(self, x, /):
+        return x
+
+    def value_and_grad(self, f, params, /):
+        raise NotImplementedError(
+            "NumPy has no automatic differentiation: train the numpy backend with grad='bptt' "
+            "(--grad bptt), the hand-written backpropagation through time")
+
+    def compile(self, fn):
+        return fn

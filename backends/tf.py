@@ -1,0 +1,103 @@
+"""The TensorFlow backend: each op is one call of ``tf``; autograd is ``tf.GradientTape``;
+:meth:`compile` is ``tf.function``, pinned to the backend's device."""
+import numpy as np
+import tensorflow as tf
+
+from rnn_core.errors import DeviceUnavailable
+
+
+class TFOps:
+    name = "tf"
+
+    def __init__(self, device="auto"):
+        gpus = tf.config.list_physical_devices("GPU")
+        if device == "gpu" and not gpus:
+            raise DeviceUnavailable(
+                f"--device gpu: TensorFlow {tf.__version__} sees no GPU "
+                "(tf.config.list_physical_devices('GPU') is empty; the tensorflow-cpu package has "
+                "no GPU support). Use --device cpu, or install 'tensorflow[and-cuda]' on a machine "
+                "with a GPU")
+        self.device = "/GPU:0" if gpus and device in ("gpu", "auto") else "/CPU:0"
+        self.version = tf.__version__
+
+    def asarray(self, x, /):
+        x = np.asarray(x)
+        with tf.device(self.device):
+            return tf.identity(tf.constant(x, dtype=tf.float32 if x.dtype.kind == "f" else tf.int64))
+
+    def to_numpy(self, x, /):
+        return np.array(x)
+
+    def zeros(self, shape, /):
+        with tf.device(self.device):
+            return tf.zeros(shape, dtype=tf.float32)
+
+    def matmul(self, x1, x2, /):
+        return tf.matmul(x1, x2)
+
+    def matrix_transpose(self, x, /):
+        return tf.transpose(x)
+
+    def concat(self, xs, /, *, axis=0):
+        return tf.concat(list(xs), axis=axis)
+
+    def stack(self, xs, /, *, axis=0):
+        return tf.stack(list(xs), axis=axis)
+
+    def reshape(self, x, shape, /):
+        return tf.reshape(x, shape)
+
+    def take(self, x, indices, /, *, axis=0):
+        return tf.gather(x, indices, axis=axis)
+
+    def take_along_axis(self, x, indices, /, *, axis=-1):
+        return tf.experimental.numpy.take_along_axis(x, indices, axis=axis)
+
+    def one_hot(self, indices, num_classes, /):
+        return tf.one_hot(indices, num_classes, dtype=tf.float32)
+
+    def tanh(self, x, /):
+        return tf.tanh(x)
+
+    def exp(self, x, /):
+        return tf.exp(x)
+
+    def log(self, x, /):
+        return tf.math.log(x)
+
+    def sqrt(self, x, /):
+        return tf.sqrt(x)
+
+    def clip(self, x, /, min=None, max=None):
+        if min is not None:
+            x = tf.maximum(x, min)
+        return x if max is None else tf.minimum(x, max)
+
+    def sum(self, x, /, *, axis=None, keepdims=False):
+        return tf.reduce_sum(x, axis=axis, keepdims=keepdims)
+
+    def max(self, x, /, *, axis=None, keepdims=False):
+        return tf.reduce_max(x, axis=axis, keepdims=keepdims)
+
+    def argmax(self, x, /, *, axis=None):
+        return tf.argmax(tf.reshape(x, [-1]) if axis is None else x, axis=0 if axis is None else axis)
+
+    def stop_gradient(self, x, /):
+        return tf.stop_gradient(x)
+
+    def value_and_grad(self, f, params, /):
+        params = list(params)
+        with tf.GradientTape() as tape:
+            tape.watch(params)
+            loss, aux = f(params)
+        # The gradient of a gather (the embedding lookup) is sparse: make it a dense tensor.
+        return (loss, aux), [tf.convert_to_tensor(g) for g in tape.gradient(loss, params)]
+
+    def compile(self, fn):
+        device = self.device
+
+        def on_device(*args):
+            with tf.device(device):
+                return fn(*args)
+
+        return tf.function(on_device, autograph=False)  # the core has no tensor-valued `if`

@@ -1,0 +1,95 @@
+"""The PyTorch backend: each op is one call of ``torch``; autograd is ``torch.autograd.grad``."""
+import numpy as np
+import torch
+
+from rnn_core.errors import DeviceUnavailable
+
+
+class TorchOps:
+    name = "torch"
+
+    def __init__(self, device="auto"):
+        has_cuda = torch.cuda.is_available()
+        if device == "gpu" and not has_cuda:
+            raise DeviceUnavailable(
+                "--device gpu: PyTorch sees no CUDA GPU (torch.cuda.is_available() is False; "
+                f"this torch {torch.__version__} build is "
+                f"{'CPU-only' if torch.version.cuda is None else 'for CUDA ' + torch.version.cuda}). "
+                "Use --device cpu, or install a CUDA build of torch on a machine with a GPU")
+        use_gpu = has_cuda and device in ("gpu", "auto")
+        self._device = torch.device("cuda:0" if use_gpu else "cpu")
+        self.device = str(self._device)
+        self.version = torch.__version__
+
+    def asarray(self, x, /):
+        x = np.asarray(x)
+        dtype = torch.float32 if x.dtype.kind == "f" else torch.int64
+        return torch.tensor(x, dtype=dtype, device=self._device)
+
+    def to_numpy(self, x, /):
+        return x.detach().cpu().numpy()
+
+    def zeros(self, shape, /):
+        return torch.zeros(shape, dtype=torch.float32, device=self._device)
+
+    def matmul(self, x1, x2, /):
+        return torch.matmul(x1, x2)
+
+    def matrix_transpose(self, x, /):
+        return torch.t(x)
+
+    def concat(self, xs, /, *, axis=0):
+        return torch.cat(list(xs), dim=axis)
+
+    def stack(self, xs, /, *, axis=0):
+        return torch.stack(list(xs), dim=axis)
+
+    def reshape(self, x, shape, /):
+        return torch.reshape(x, shape)
+
+    def take(self, x, indices, /, *, axis=0):
+        return torch.index_select(x, axis, indices.reshape(-1)).reshape(
+            *x.shape[:axis], *indices.shape, *x.shape[axis + 1:])
+
+    def take_along_axis(self, x, indices, /, *, axis=-1):
+        return torch.take_along_dim(x, indices, dim=axis)
+
+    def one_hot(self, indices, num_classes, /):
+        return torch.nn.functional.one_hot(indices, num_classes).to(torch.float32)
+
+    def tanh(self, x, /):
+        return torch.tanh(x)
+
+    def exp(self, x, /):
+        return torch.exp(x)
+
+    def log(self, x, /):
+        return torch.log(x)
+
+    def sqrt(self, x, /):
+        return torch.sqrt(x)
+
+    def clip(self, x, /, min=None, max=None):
+        return torch.clamp(x, min=min, max=max)
+
+    def sum(self, x, /, *, axis=None, keepdims=False):
+        return torch.sum(x) if axis is None else torch.sum(x, dim=axis, keepdim=keepdims)
+
+    def max(self, x, /, *, axis=None, keepdims=False):
+        return torch.amax(x, dim=() if axis is None else axis, keepdim=keepdims)
+
+    def argmax(self, x, /, *, axis=None):
+        return torch.argmax(x, dim=axis)
+
+    def stop_gradient(self, x, /):
+        return x.detach()
+
+    def value_and_grad(self, f, params, /):
+        params = [p.detach().requires_grad_(True) for p in params]
+        with torch.enable_grad():
+            loss, aux = f(params)
+        grads = torch.autograd.grad(loss, params)
+        return (loss.detach(), aux), list(grads)
+
+    def compile(self, fn):
+        return fn

@@ -1,0 +1,265 @@
+"""Corpora and vocabularies: the chapter's data, loaded the same way for every backend.
+
+A corpus is named (``jaychou``, ``timemachine``, or ``lyrics_zh``, the small corpus this project
+wrote and ships in ``data/``) or given as a path to a ``.txt`` or a ``.zip`` holding one text file.
+A named corpus is looked up, in order, in
+
+1. the folder named by the environment variable ``RNN_CORE_DATA``,
+2. the repository's ``data/`` folder (or its installed copy under ``<prefix>/share/rnn-core/data``),
+3. the user cache folder (``$XDG_CACHE_HOME/rnn-core``, by default ``~/.cache/rnn-core``),
+4. and finally downloaded from the book's public location into the cache, verified by sha1.
+
+The two preprocessings are the book's:
+
+* ``lyrics`` (first edition, Jay Chou): newlines and carriage returns become spaces.
+* ``letters`` (second edition, The Time Machine): each line keeps its letters only, runs of other
+  characters become one space, the line is stripped and lower-cased, and the lines are joined.
+
+Both keep the first ``max_chars`` characters (10,000 by default, as in the book; 0 keeps all).
+
+The vocabulary is deterministic: most frequent character first, ties in order of first appearance
+(the second edition's rule). The first edition's ``list(set(corpus_chars))`` gives a different
+order in every Python process, so its indices cannot be compared between runs; ours can.
+"""
+from __future__ import annotations
+
+import collections
+import hashlib
+import os
+import re
+import sys
+import tempfile
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rnn_core.errors import CorpusError, VocabularyError
+
+UNK = "<unk>"
+DEFAULT_CORPUS = "lyrics_zh"
+DEFAULT_MAX_CHARS = 10_000
+
+
+@dataclass(frozen=True)
+class NamedCorpus:
+    file: str
+    preprocess: str            # 'lyrics' or 'letters'
+    unk: bool                  # whether the vocabulary reserves '<unk>' (second edition)
+    sha1: str | None = None    # verified wherever the file is found
+    url: str | None = None     # the book's public copy
+
+
+NAMED_CORPORA = {
+    "jaychou": NamedCorpus(
+        "jaychou_lyrics.txt.zip", "lyrics", unk=False,
+        sha1="9529987e701a4f37048ab778270a5dde9a762a0b",
+        url="https://raw.githubusercontent.com/d2l-ai/d2l-zh/v1/data/jaychou_lyrics.txt.zip"),
+    "timemachine": NamedCorpus(
+        "timemachine.txt", "letters", unk=True,
+        sha1="090b5e7e70c295757f55df93cb0a180b9691891a",
+        url="http://d2l-data.s3-accelerate.amazonaws.com/timemachine.txt"),
+    "lyrics_zh": NamedCorpus("lyrics_zh.txt", "lyrics", unk=False),
+}
+
+
+class Vocab:
+    """``idx_to_char`` (a list), ``char_to_idx`` (a dict) and ``vocab_size``, as in the book."""
+
+    def __init__(self, text: str, *, unk: bool = False):
+        counts = collections.Counter(text)          # insertion order = order of first appearance
+        ordered = sorted(counts, key=lambda char: -counts[char])  # stable: ties keep that order
+        self.idx_to_char = [UNK] + ordered if unk else ordered
+        self.char_to_idx = {char: i for i, char in enumerate(self.idx_to_char)}
+        self.unk = self.char_to_idx[UNK] if unk else None
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.idx_to_char)
+
+    def __len__(self) -> int:
+        return len(self.idx_to_char)
+
+    def encode(self, text: str) -> list[int]:
+        """Indices of ``text``; unseen characters become ``<unk>``, or raise if there is none."""
+        if self.unk is None:
+            unseen = sorted(set(text) - self.char_to_idx.keys())
+            if unseen:
+                raise VocabularyError(
+                    f"{text!r} has characters the vocabulary has never seen: "
+                    f"{', '.join(repr(char) for char in unseen)}. The vocabulary holds the "
+                    f"{self.vocab_size} characters of the training corpus: use only those "
+                    "(or train on a corpus that contains them)")
+            return [self.char_to_idx[char] for char in text]
+        return [self.char_to_idx.get(char, self.unk) for char in text]
+
+    def decode(self, indices) -> str:
+        return "".join(self.idx_to_char[int(i)] for i in indices)
+
+
+@dataclass
+class Corpus:
+    """A loaded corpus: its characters after preprocessing, their indices, and the vocabulary."""
+    name: str
+    source: Path
+    chars: str
+    vocab: Vocab
+
+    @property
+    def corpus_indices(self) -> np.ndarray:
+        return np.array(self.vocab.encode(self.chars), dtype=np.int64)
+
+
+# ---- finding the file --------------------------------------------------------------------------
+def repository_data_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "data"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rnn-core"
+
+
+def search_dirs() -> list[Path]:
+    """The folders searched for a named corpus, in order (the download goes to the last)."""
+    folders = [Path(os.environ["RNN_CORE_DATA"])] if os.environ.get("RNN_CORE_DATA") else []
+    folders += [repository_data_dir(), Path(sys.prefix) / "share" / "rnn-core" / "data",
+                cache_dir()]
+    return folders
+
+
+def sha1_of(path: Path) -> str:
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+def _verified(path: Path, named: NamedCorpus) -> Path:
+    if named.sha1 and sha1_of(path) != named.sha1:
+        raise CorpusError(
+            f"{path} has sha1 {sha1_of(path)}, not the book's {named.sha1}: the file is damaged "
+            "or a different version. Delete it (it is downloaded again when online) or replace "
+            "it with the book's copy")
+    return path
+
+
+def download(url: str, destination: Path, sha1: str | None, timeout: float = 30.0) -> Path:
+    """Fetch ``url`` to ``destination`` atomically: a temporary file in the same folder, its sha1
+    checked, then renamed into place. A failure leaves no partial file behind."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=destination.parent, prefix=".download-")
+    try:
+        with os.fdopen(descriptor, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as r:
+            out.write(r.read())
+        got = sha1_of(Path(temporary))
+        if sha1 and got != sha1:
+            raise CorpusError(f"downloaded {url} has sha1 {got}, expected {sha1}; try again later")
+        os.replace(temporary, destination)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return destination
+
+
+def find_corpus_file(name: str) -> Path:
+    """The path of named corpus ``name``: searched for, else downloaded (see the module doc)."""
+    named = NAMED_CORPORA[name]
+    folders = search_dirs()
+    for folder in folders:
+        if (folder / named.file).is_file():
+            return _verified(folder / named.file, named)
+    where = "\n  ".join(str(folder) for folder in folders)
+    if named.url is None:
+        raise CorpusError(f"corpus {name!r} ({named.file}) is in none of:\n  {where}")
+    try:
+        return download(named.url, cache_dir() / named.file, named.sha1)
+    except (OSError, ValueError) as error:   # no network, refused, or a write that failed
+        raise CorpusError(
+            f"corpus {name!r} was not found and could not be downloaded from {named.url} "
+            f"({error}). Put {named.file} (sha1 {named.sha1}) in one of:\n  {where}\n"
+            "or point RNN_CORE_DATA at the folder that holds it") from error
+
+
+# ---- reading and preprocessing -----------------------------------------------------------------
+def read_text(path: Path) -> str:
+    """The UTF-8 text of a ``.txt`` file, or of the one text member of a ``.zip``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CorpusError(f"corpus file {str(path)!r} does not exist (or is not a file); "
+                          f"give a .txt or .zip path, or one of the names {', '.join(NAMED_CORPORA)}")
+    if zipfile.is_zipfile(path) or path.suffix == ".zip":
+        data = _read_zip_member(path)
+    else:
+        data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise CorpusError(
+            f"{path} is not UTF-8 text (byte {error.start} is {data[error.start:error.start + 1]!r}"
+            "): save it as UTF-8 and try again") from error
+
+
+def _read_zip_member(path: Path) -> bytes:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [info.filename for info in archive.infolist()
+                       if not info.is_dir() and not info.filename.startswith("__MACOSX/")]
+            wanted = [m for m in members if Path(m).name == path.stem] or members
+            if len(wanted) != 1:
+                raise CorpusError(
+                    f"{path} must hold exactly one text file, it holds {len(members)}"
+                    f"{': ' + ', '.join(members) if members else ''}; unzip the one you want and "
+                    "give its path")
+            return archive.read(wanted[0])
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as error:
+        raise CorpusError(f"{path} is not a readable zip archive ({error}); download it again "
+                          "or give the text file itself") from error
+
+
+def preprocess(text: str, how: str) -> str:
+    if how == "lyrics":
+        return text.replace("\n", " ").replace("\r", " ")
+    if how == "letters":
+        return "".join(re.sub("[^A-Za-z]+", " ", line).strip().lower()
+                       for line in text.splitlines())
+    raise ValueError(f"unknown preprocessing {how!r}: choose lyrics or letters")
+
+
+def load_corpus(corpus: str | os.PathLike | None = None, *, max_chars: int = DEFAULT_MAX_CHARS,
+                preprocessing: str | None = None) -> Corpus:
+    """Load a named corpus or a file and build its vocabulary (see the module doc).
+
+    The lyrics preprocessing builds the vocabulary from the characters kept, as the first edition
+    does (1,027 for Jay Chou's first 10,000); the letters preprocessing from the whole text, with
+    ``<unk>``, as the second edition does (28 for The Time Machine).
+    """
+    if max_chars is None or max_chars < 0:
+        raise ValueError(f"max_chars must be 0 (keep all) or positive, got {max_chars!r}")
+    name = DEFAULT_CORPUS if corpus is None else str(corpus)
+    if name in NAMED_CORPORA:
+        named = NAMED_CORPORA[name]
+        path = find_corpus_file(name)
+    else:
+        path = Path(name).expanduser()
+        named = NamedCorpus(path.name, "lyrics", unk=False)
+        name = path.stem.split(".")[0]
+    how = preprocessing or named.preprocess
+    text = preprocess(read_text(path), how)
+    chars = text[:max_chars] if max_chars else text
+    if not chars.strip():
+        raise CorpusError(f"corpus {str(path)!r} has no text after {how} preprocessing; "
+                          "give a file with some text in it")
+    vocab = Vocab(text if named.unk else chars, unk=named.unk)
+    return Corpus(name=name, source=path, chars=chars, vocab=vocab)
+
+
+def load_data_jay_lyrics(max_chars: int = DEFAULT_MAX_CHARS):
+    """The book's ``load_data_jay_lyrics``: ``(corpus_indices, char_to_idx, idx_to_char, vocab_size)``."""
+    corpus = load_corpus("jaychou", max_chars=max_chars)
+    return (corpus.corpus_indices, corpus.vocab.char_to_idx, corpus.vocab.idx_to_char,
+            corpus.vocab.vocab_size)
+
+
+def load_data_time_machine(max_tokens: int = DEFAULT_MAX_CHARS):
+    """The second edition's Time Machine characters: ``(corpus_indices, vocab)``."""
+    corpus = load_corpus("timemachine", max_chars=max_tokens)
+    return corpus.corpus_indices, corpus.vocab

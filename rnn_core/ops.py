@@ -1,0 +1,121 @@
+"""The tensor-ops protocol: the only door between the chapter's maths and a framework.
+
+Every algorithm in ``rnn_core`` is written against :class:`Ops`. A backend (``backends/numpy.py``,
+``backends/torch.py``, ``backends/tf.py``, ``backends/mxnet.py``) implements each op with one or two
+calls of its framework. Names and signatures follow the Python Array API standard where it has the
+op (``concat(xs, /, *, axis)``, ``take(x, indices, /, *, axis)``, ``sum(x, /, *, axis, keepdims)``).
+
+Conventions shared by every backend
+-----------------------------------
+* Floating tensors are float32; index tensors are integers (the backend picks the width).
+* Tensors support ``+ - * /`` with each other and with Python floats, NumPy-style broadcasting,
+  unary ``-``, and basic indexing on the first axis (``x[t]``, ``x[a:b]``).
+* A reduction over all axes returns a scalar tensor: shape ``()``, or ``(1,)`` on MXNet, whose
+  NDArray has no zero-dimensional arrays. ``to_numpy`` of it has one element either way.
+* Ops never modify their inputs; an update makes a new tensor.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol, Sequence, Tuple, runtime_checkable
+
+import numpy as np
+
+Tensor = Any  # a framework tensor: np.ndarray, torch.Tensor, tf.Tensor or mx.nd.NDArray
+
+
+@runtime_checkable
+class Ops(Protocol):
+    """What the core needs from a framework. Shapes are written ``(batch, hidden)`` etc."""
+
+    name: str    # 'numpy', 'torch', 'tf' or 'mxnet'
+    device: str  # where tensors live, in the framework's words: 'cpu', 'cuda:0', '/GPU:0', 'gpu(0)'
+
+    # ---- moving data in and out -------------------------------------------------------------
+    def asarray(self, x: np.ndarray, /) -> Tensor:
+        """A tensor on this backend's device holding a copy of NumPy array ``x``.
+
+        float arrays become float32; integer arrays stay integer (the backend's index dtype).
+        """
+
+    def to_numpy(self, x: Tensor, /) -> np.ndarray:
+        """A NumPy copy of ``x`` (float32 or integer), on the host."""
+
+    def zeros(self, shape: Tuple[int, ...], /) -> Tensor:
+        """A float32 tensor of zeros with this ``shape``."""
+
+    # ---- linear algebra and shapes ----------------------------------------------------------
+    def matmul(self, x1: Tensor, x2: Tensor, /) -> Tensor:
+        """Matrix product of 2-D tensors: ``(n, k) · (k, m) -> (n, m)``."""
+
+    def matrix_transpose(self, x: Tensor, /) -> Tensor:
+        """Transpose of a 2-D tensor: ``(n, m) -> (m, n)``."""
+
+    def concat(self, xs: Sequence[Tensor], /, *, axis: int = 0) -> Tensor:
+        """Join tensors of equal shape except along ``axis``."""
+
+    def stack(self, xs: Sequence[Tensor], /, *, axis: int = 0) -> Tensor:
+        """Join tensors of equal shape along a new ``axis``: k tensors ``(n, m) -> (k, n, m)``."""
+
+    def reshape(self, x: Tensor, shape: Tuple[int, ...], /) -> Tensor:
+        """``x`` with a new shape of the same size, in row-major order (-1 infers one axis)."""
+
+    def take(self, x: Tensor, indices: Tensor, /, *, axis: int = 0) -> Tensor:
+        """Rows (``axis=0``) of ``x`` picked by integer ``indices`` of any shape.
+
+        ``(vocab, hidden)`` taken with ``(num_steps, batch)`` gives ``(num_steps, batch, hidden)``:
+        the embedding lookup, the same numbers as the one-hot product with far less work.
+        """
+
+    def take_along_axis(self, x: Tensor, indices: Tensor, /, *, axis: int = -1) -> Tensor:
+        """One element per row: ``(n, m)`` with integer ``(n, 1)`` -> ``(n, 1)``, ``out[i, 0] =
+        x[i, indices[i, 0]]`` (``axis`` is 1 or -1). The target's logit in the cross-entropy."""
+
+    def one_hot(self, indices: Tensor, num_classes: int, /) -> Tensor:
+        """float32 one-hot rows: integer ``(n,)`` -> ``(n, num_classes)``."""
+
+    # ---- elementwise -------------------------------------------------------------------------
+    def tanh(self, x: Tensor, /) -> Tensor:
+        """Elementwise hyperbolic tangent."""
+
+    def exp(self, x: Tensor, /) -> Tensor:
+        """Elementwise e**x."""
+
+    def log(self, x: Tensor, /) -> Tensor:
+        """Elementwise natural logarithm."""
+
+    def sqrt(self, x: Tensor, /) -> Tensor:
+        """Elementwise square root."""
+
+    def clip(self, x: Tensor, /, min: float | None = None, max: float | None = None) -> Tensor:
+        """Elementwise ``min <= x <= max``; a bound that is None is not applied."""
+
+    # ---- reductions --------------------------------------------------------------------------
+    def sum(self, x: Tensor, /, *, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        """Sum over ``axis`` (all axes when None)."""
+
+    def max(self, x: Tensor, /, *, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        """Largest element over ``axis`` (all axes when None)."""
+
+    def argmax(self, x: Tensor, /, *, axis: int | None = None) -> Tensor:
+        """Integer position of the largest element over ``axis`` (first one on ties)."""
+
+    # ---- autograd seam -----------------------------------------------------------------------
+    def stop_gradient(self, x: Tensor, /) -> Tensor:
+        """``x`` cut from the autograd graph: same values, no gradient flows back through it."""
+
+    def value_and_grad(
+        self, f: Callable[[Sequence[Tensor]], Tuple[Tensor, Any]], params: Sequence[Tensor], /
+    ) -> Tuple[Tuple[Tensor, Any], list]:
+        """Evaluate ``(loss, aux) = f(params)`` and the gradients ``d loss / d params``.
+
+        ``loss`` is a scalar tensor; ``aux`` is returned untouched (the RNN state). Returns
+        ``((loss, aux), grads)`` with ``grads[i]`` shaped like ``params[i]``. The NumPy backend has
+        no autograd and raises :class:`NotImplementedError`: the core then uses its hand-written
+        backpropagation through time.
+        """
+
+    def compile(self, fn: Callable) -> Callable:
+        """``fn`` compiled by the framework where that pays off (``tf.function``), else ``fn``.
+
+        ``fn`` must be a pure tensor function: tensors in, tensors out, no reads to Python.
+        """

@@ -1,0 +1,55 @@
+"""Generation: warm the state up on a prefix, then emit one character at a time.
+
+:func:`predict_rnn` is the book's greedy decoding (the most likely next character) by default;
+``temperature`` and ``top_k`` sample instead, reproducibly for a given ``rng`` or ``seed``."""
+from __future__ import annotations
+
+import numpy as np
+
+from rnn_core import model
+from rnn_core.data import Vocab
+from rnn_core.ops import Ops
+
+
+def next_char_distribution(logits: np.ndarray, temperature: float, top_k: int | None):
+    """Softmax of ``logits / temperature`` over the ``top_k`` largest logits (all when None)."""
+    logits = np.asarray(logits, dtype=np.float64) / temperature
+    if top_k is not None and top_k < logits.size:
+        logits = np.where(logits >= np.sort(logits)[-top_k], logits, -np.inf)
+    p = np.exp(logits - logits.max())
+    return p / p.sum()
+
+
+def predict_rnn(ops: Ops, prefix: str, num_chars: int, params: model.RNNParams, vocab: Vocab,
+                *, temperature: float = 0.0, top_k: int | None = None, rng=None,
+                seed: int | None = None) -> str:
+    """``prefix`` followed by ``num_chars`` generated characters.
+
+    ``temperature=0`` (the default) is the book's greedy argmax; ``temperature > 0`` samples from
+    the softmax of ``logits / temperature``, restricted to the ``top_k`` most likely characters
+    when given, with ``rng`` (a ``numpy.random.Generator``) or a new one seeded by ``seed``."""
+    if not prefix:
+        raise ValueError("the prefix is empty: give at least one character to start from, "
+                         "for example --prefixes 分开")
+    if num_chars < 0:
+        raise ValueError(f"num_chars must be 0 or more, got {num_chars}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be 0 (greedy) or positive, got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be a positive integer, got {top_k}")
+    output = vocab.encode(prefix)
+    if temperature > 0 and rng is None:
+        rng = np.random.default_rng(seed)
+    num_hiddens = params.W_hh.shape[0]
+    state = model.init_rnn_state(ops, 1, num_hiddens)
+    for t in range(num_chars + len(prefix) - 1):
+        X = ops.asarray(np.array([[output[t]]]))                      # (1, 1)
+        O, state = model.forward(ops, X, state, params, vocab.vocab_size)  # (1, vocab)
+        if t < len(prefix) - 1:
+            continue                       # still reading the prefix: its next character is known
+        if temperature == 0:
+            output.append(int(ops.to_numpy(ops.argmax(O, axis=1)).reshape(-1)[0]))
+        else:
+            p = next_char_distribution(ops.to_numpy(O)[0], temperature, top_k)
+            output.append(int(rng.choice(p.size, p=p)))
+    return vocab.decode(output)
