@@ -1,0 +1,172 @@
+"""Every op of the protocol, on every backend, against NumPy (float32: rtol 1e-5, atol 1e-6)."""
+import numpy as np
+import pytest
+
+from rnn_core.ops import Ops
+
+RTOL, ATOL = 1e-5, 1e-6
+
+
+def close(ops, tensor, expected, rtol=RTOL, atol=ATOL):
+    got = ops.to_numpy(tensor)
+    expected = np.asarray(expected)
+    if expected.ndim == 0:   # a full reduction: shape () or, on MXNet, (1,)
+        assert got.size == 1
+        got = got.reshape(())
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol)
+
+
+def test_backend_implements_protocol(ops):
+    assert isinstance(ops, Ops)
+    assert ops.device and ops.version
+
+
+def test_asarray_round_trip_keeps_values_and_kinds(ops, rng):
+    x = rng.normal(size=(3, 4))
+    assert ops.to_numpy(ops.asarray(x)).dtype == np.float32
+    close(ops, ops.asarray(x), x.astype(np.float32), rtol=0, atol=0)
+    i = np.array([[3, 1], [0, 2]])
+    back = ops.to_numpy(ops.asarray(i))
+    assert back.dtype.kind == "i"
+    np.testing.assert_array_equal(back, i)
+
+
+def test_zeros(ops):
+    close(ops, ops.zeros((2, 5)), np.zeros((2, 5), np.float32), rtol=0, atol=0)
+
+
+def test_matmul_and_transpose(ops, rng):
+    a, b = rng.normal(size=(5, 7)).astype(np.float32), rng.normal(size=(7, 3)).astype(np.float32)
+    close(ops, ops.matmul(ops.asarray(a), ops.asarray(b)), a @ b)
+    close(ops, ops.matrix_transpose(ops.asarray(a)), a.T, rtol=0, atol=0)
+
+
+def test_operators_broadcast_like_numpy(ops, rng):
+    a = rng.normal(size=(4, 3)).astype(np.float32)
+    bias = rng.normal(size=(3,)).astype(np.float32)
+    A, B = ops.asarray(a), ops.asarray(bias)
+    close(ops, A + B, a + bias)
+    close(ops, A - B, a - bias)
+    close(ops, A * B, a * bias)
+    close(ops, A / 4.0, a / 4.0)
+    close(ops, 1.0 - A * A, 1.0 - a * a)
+    close(ops, -A, -a)
+    close(ops, A * 2.5 + 0.5, a * 2.5 + 0.5)
+
+
+def test_first_axis_indexing(ops, rng):
+    a = rng.normal(size=(5, 2, 3)).astype(np.float32)
+    A = ops.asarray(a)
+    close(ops, A[3], a[3], rtol=0, atol=0)
+    close(ops, A[1:4], a[1:4], rtol=0, atol=0)
+
+
+def test_concat_and_stack(ops, rng):
+    a, b = rng.normal(size=(2, 3)).astype(np.float32), rng.normal(size=(2, 3)).astype(np.float32)
+    for axis in (0, 1):
+        close(ops, ops.concat([ops.asarray(a), ops.asarray(b)], axis=axis),
+              np.concatenate([a, b], axis=axis), rtol=0, atol=0)
+    close(ops, ops.stack([ops.asarray(a), ops.asarray(b)], axis=0), np.stack([a, b]), rtol=0,
+          atol=0)
+
+
+def test_reshape_is_row_major(ops, rng):
+    a = rng.normal(size=(4, 6)).astype(np.float32)
+    close(ops, ops.reshape(ops.asarray(a), (3, 8)), a.reshape(3, 8), rtol=0, atol=0)
+    close(ops, ops.reshape(ops.asarray(a), (-1,)), a.reshape(-1), rtol=0, atol=0)
+
+
+def test_take_rows_with_index_matrix(ops, rng):
+    W = rng.normal(size=(10, 4)).astype(np.float32)
+    idx = rng.integers(0, 10, size=(3, 5))
+    close(ops, ops.take(ops.asarray(W), ops.asarray(idx), axis=0), W[idx], rtol=0, atol=0)
+
+
+def test_take_along_axis_picks_one_per_row(ops, rng):
+    O = rng.normal(size=(6, 9)).astype(np.float32)
+    y = rng.integers(0, 9, size=(6, 1))
+    close(ops, ops.take_along_axis(ops.asarray(O), ops.asarray(y), axis=1),
+          np.take_along_axis(O, y, axis=1), rtol=0, atol=0)
+
+
+def test_one_hot(ops):
+    idx = np.array([0, 3, 2, 3])
+    close(ops, ops.one_hot(ops.asarray(idx), 5), np.eye(5, dtype=np.float32)[idx], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["tanh", "exp", "log", "sqrt"])
+def test_elementwise(ops, rng, name):
+    x = rng.uniform(0.1, 3.0, size=(4, 5)).astype(np.float32)
+    close(ops, getattr(ops, name)(ops.asarray(x)), getattr(np, name)(x))
+
+
+def test_clip(ops, rng):
+    x = rng.normal(size=(20,)).astype(np.float32)
+    close(ops, ops.clip(ops.asarray(x), min=0.1), np.clip(x, 0.1, None), rtol=0, atol=0)
+    close(ops, ops.clip(ops.asarray(x), max=0.2), np.clip(x, None, 0.2), rtol=0, atol=0)
+    close(ops, ops.clip(ops.asarray(x), min=-0.5, max=0.5), np.clip(x, -0.5, 0.5), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("axis,keepdims", [(None, False), (0, False), (1, False), (1, True)])
+def test_sum_and_max(ops, rng, axis, keepdims):
+    x = rng.normal(size=(4, 7)).astype(np.float32)
+    close(ops, ops.sum(ops.asarray(x), axis=axis, keepdims=keepdims),
+          np.sum(x, axis=axis, keepdims=keepdims), rtol=1e-5, atol=1e-5)
+    close(ops, ops.max(ops.asarray(x), axis=axis, keepdims=keepdims),
+          np.max(x, axis=axis, keepdims=keepdims), rtol=0, atol=0)
+
+
+def test_argmax(ops, rng):
+    x = rng.normal(size=(4, 7)).astype(np.float32)
+    np.testing.assert_array_equal(ops.to_numpy(ops.argmax(ops.asarray(x), axis=1)),
+                                  np.argmax(x, axis=1))
+    assert int(ops.to_numpy(ops.argmax(ops.asarray(x))).reshape(-1)[0]) == np.argmax(x)
+
+
+def test_value_and_grad_matches_the_analytic_gradient(autograd_ops, rng):
+    ops = autograd_ops
+    X = rng.normal(size=(5, 3)).astype(np.float32)
+    W = rng.normal(size=(3, 4)).astype(np.float32)
+    b = rng.normal(size=(4,)).astype(np.float32)
+
+    def f(params):
+        W_, b_ = params
+        H = ops.tanh(ops.matmul(ops.asarray(X), W_) + b_)
+        return ops.sum(H * H), "aux"
+
+    (value, aux), (dW, db) = ops.value_and_grad(f, [ops.asarray(W), ops.asarray(b)])
+    H = np.tanh(X @ W + b)
+    dA = 2 * H * (1 - H * H)
+    close(ops, value, np.sum(H * H), rtol=1e-5, atol=1e-5)
+    assert aux == "aux"
+    close(ops, dW, X.T @ dA, rtol=1e-4, atol=1e-5)
+    close(ops, db, dA.sum(axis=0), rtol=1e-4, atol=1e-5)
+
+
+def test_stop_gradient_blocks_the_gradient(autograd_ops, rng):
+    ops = autograd_ops
+    x = rng.normal(size=(3,)).astype(np.float32)
+
+    def f(params):
+        p, = params
+        return ops.sum(p * ops.stop_gradient(p)), None
+
+    (_, _), (grad,) = ops.value_and_grad(f, [ops.asarray(x)])
+    close(ops, grad, x)   # d/dp Σ p·c = c, the stopped copy counts as a constant
+
+
+def test_numpy_has_no_autograd():
+    from rnn_core import get_backend
+    with pytest.raises(NotImplementedError, match="bptt"):
+        get_backend("numpy").value_and_grad(lambda ps: (ps[0], None), [np.ones(2)])
+
+
+def test_compile_gives_the_same_numbers(ops, rng):
+    a = rng.normal(size=(3, 3)).astype(np.float32)
+
+    def fn(x):
+        return ops.tanh(ops.matmul(x, x)) + 1.0
+
+    A = ops.asarray(a)
+    close(ops, ops.compile(fn)(A), ops.to_numpy(fn(A)))
