@@ -1,0 +1,99 @@
+"""The command-line tools, as a user runs them: real subprocesses."""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from rnn_core import backend as backend_module
+from rnn_core import get_backend
+from rnn_core.errors import BackendUnavailable, DeviceUnavailable, RNNCoreError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def short_runs():
+    """Three epochs on each backend, printing every epoch: the book's lines."""
+    return {name: run("rnn_core.run", "--backend", name, "--epochs", "3", "--pred-period", "1",
+                      "--pred-len", "10", "--hidden", "64", "--lr", "1", "--clip", "1")
+            for name in ("numpy", "torch", "tf", "mxnet")}
+
+
+def test_run_prints_the_books_lines_on_every_backend(backend_name, short_runs):
+    result = short_runs[backend_name]
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"backend {backend_name} ")
+    assert re.fullmatch(r"epoch 1, perplexity \d+\.\d\d, time \d+\.\d\d sec", lines[1])
+    assert lines[2].startswith(" - 分开") and lines[3].startswith(" - 不分开")
+
+
+def test_four_backends_print_the_same_numbers(short_runs):
+    def numbers(result):   # every line but the header, with the times left out
+        return [re.sub(r"time \S+ sec", "", line) for line in result.stdout.splitlines()[1:]]
+    reference = numbers(short_runs["numpy"])
+    for name, result in short_runs.items():
+        assert numbers(result) == reference, name
+
+
+def test_identity_tool_prints_a_tiny_difference(backend_name):
+    result = run("rnn_core.identity", "--backend", backend_name)
+    assert result.returncode == 0, result.stderr
+    difference = float(result.stdout.strip().splitlines()[-1].split(":")[1])
+    assert difference < 1e-5
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--backend", "caffe"], "unknown backend 'caffe': choose one of numpy, torch, tf, mxnet"),
+    (["--epochs", "0"], "--epochs: must be a positive integer, got '0'"),
+    (["--lr", "-1"], "--lr: must be a positive number, got '-1'"),
+    (["--prefixes", "分开", "xyz"], "'xyz' has characters the vocabulary has never seen"),
+    (["--corpus", "no/such/file.txt"], "does not exist"),
+    (["--epochs", "1", "--batch-size", "400"], "too short for one batch"),
+])
+def test_a_user_mistake_is_one_clear_line_and_exit_2(args, message):
+    result = run("rnn_core.run", *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_backend_that_is_not_installed_names_the_extra(monkeypatch):
+    real = backend_module.importlib.util.find_spec
+    monkeypatch.setattr(backend_module.importlib.util, "find_spec",
+                        lambda name: None if name == "torch" else real(name))
+    with pytest.raises(BackendUnavailable, match=r"needs PyTorch, which is not installed: "
+                                                 r"install it with: pip install .*\[torch\]"):
+        get_backend("torch")
+
+
+def test_gpu_where_none_is_seen_is_a_clear_error(backend_name):
+    if "cpu" not in get_backend(backend_name, "auto").device.lower():
+        pytest.skip(f"{backend_name} sees a GPU here")
+    with pytest.raises(DeviceUnavailable, match="--device"):
+        get_backend(backend_name, "gpu")
+
+
+def test_auto_device_says_where_it_runs(backend_name):
+    ops = get_backend(backend_name, "auto")
+    assert ops.device
+
+
+def test_unknown_device_is_refused():
+    with pytest.raises(RNNCoreError, match="unknown device 'tpu'"):
+        get_backend("numpy", "tpu")
+
+
+def test_importing_rnn_core_imports_no_framework():
+    code = ("import sys, rnn_core, rnn_core.run, rnn_core.train; "
+            "print([m for m in ('torch', 'tensorflow', 'mxnet') if m in sys.modules])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=ROOT, check=True)
+    assert result.stdout.strip() == "[]"
