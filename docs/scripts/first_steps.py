@@ -1,0 +1,56 @@
+"""How far apart the backends' first 20 SGD steps drift, free-running, at the book's step size.
+
+    RNN_CORE_DATA=../shared/data python docs/scripts/first_steps.py
+
+Prints, per seed and sampling, the largest relative difference of each backend's (and gradient
+method's) 20 losses from the NumPy reference, and the same for the NumPy run itself restarted from
+weights changed by 1e-7 relative: the trajectory's own sensitivity to float32 rounding."""
+import random
+import sys
+
+import numpy as np
+
+from rnn_core import get_backend, model, train
+from rnn_core.data import load_corpus
+
+
+def losses(ops, corpus, config, noise=0.0, num_batches=20):
+    V = corpus.vocab.vocab_size
+    start = model.init_params(V, config.num_hiddens, config.seed)
+    jitter = np.random.default_rng(99)
+    start = [(p * (1 + noise * jitter.standard_normal(p.shape))).astype(np.float32) for p in start]
+    params = model.params_to_backend(ops, start)
+    step = train.make_train_step(ops, V, config)
+    rng, out, state = random.Random(config.seed), [], None
+    while len(out) < num_batches:
+        for X, Y in train.data_iter(config, corpus.corpus_indices, rng):
+            if config.sampling == "random" or state is None:
+                state = model.init_rnn_state(ops, config.batch_size, config.num_hiddens)
+            params, state, loss = step(params, state, ops.asarray(X), ops.asarray(Y))
+            state = tuple(ops.stop_gradient(s) for s in state)
+            out.append(float(ops.to_numpy(loss).reshape(())))
+            if len(out) == num_batches:
+                break
+        state = None
+    return np.array(out)
+
+
+def main():
+    corpus = load_corpus(sys.argv[1] if len(sys.argv) > 1 else None)
+    backends = [get_backend(name, "cpu") for name in ("numpy", "torch", "tf", "mxnet")]
+    print(f"corpus {corpus.name}; lr 100, θ 0.01; max relative difference from numpy over 20 steps")
+    for seed in (0, 1, 7):
+        for sampling in ("random", "consecutive"):
+            config = train.TrainConfig(seed=seed, sampling=sampling)
+            reference = losses(backends[0], corpus, config)
+            row = {"numpy 1e-7": losses(backends[0], corpus, config, noise=1e-7)}
+            for ops in backends[1:]:
+                for grad in ("autograd", "bptt"):
+                    config.grad = grad
+                    row[f"{ops.name} {grad}"] = losses(ops, corpus, config)
+            print(f"seed {seed} {sampling:11s} " + "  ".join(
+                f"{k}: {np.max(np.abs(v - reference) / reference):.1e}" for k, v in row.items()))
+
+
+if __name__ == "__main__":
+    main()
