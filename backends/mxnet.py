@@ -94,5 +94,30 @@ class MXNetOps:
         loss.backward()
         return (loss, aux), [p.grad for p in params]
 
+    def rnn_layer(self, input_size, num_hiddens, vocab_size):
+        return GluonRNNLayer(input_size, num_hiddens, vocab_size)
+
     def compile(self, fn):
         return fn
+
+
+class GluonRNNLayer:
+    """Gluon ``rnn.RNN`` + ``nn.Dense``, called through their ``hybrid_forward`` with the weights
+    as arguments (Gluon 1.x's functional form)."""
+    layout = (("l0_i2h_weight", "W_xh", True), ("l0_h2h_weight", "W_hh", True),
+              ("l0_i2h_bias", "b_h", False), ("l0_h2h_bias", None, False),
+              ("weight", "W_hq", True), ("bias", "b_q", False))
+
+    def __init__(self, input_size, num_hiddens, vocab_size):
+        from mxnet.gluon import nn, rnn
+        self.rnn = rnn.RNN(num_hiddens, activation="tanh", layout="TNC", input_size=input_size)
+        self.dense = nn.Dense(vocab_size, in_units=num_hiddens)
+        self.num_hiddens = num_hiddens
+
+    def apply(self, weights, inputs, H):
+        names = [name for name, _, _ in self.layout]
+        Hs, (H_T,) = self.rnn.hybrid_forward(mx.nd, inputs, [mx.nd.expand_dims(H, 0)],
+                                             **dict(zip(names[:4], weights[:4])))
+        O = self.dense.hybrid_forward(mx.nd, mx.nd.reshape(Hs, (-1, self.num_hiddens)),
+                                      weight=weights[4], bias=weights[5])
+        return O, H_T[0]

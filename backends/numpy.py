@@ -84,5 +84,10 @@ class NumpyOps:
             "NumPy has no automatic differentiation: train the numpy backend with grad='bptt' "
             "(--grad bptt), the hand-written backpropagation through time")
 
+    def rnn_layer(self, input_size, num_hiddens, vocab_size):
+        raise NotImplementedError(
+            "NumPy has no RNN layer: the concise model needs torch, tf or mxnet; "
+            "on numpy, use --model scratch")
+
     def compile(self, fn):
         return fn

@@ -93,6 +93,9 @@ class TFOps:
         # The gradient of a gather (the embedding lookup) is sparse: make it a dense tensor.
         return (loss, aux), [tf.convert_to_tensor(g) for g in tape.gradient(loss, params)]
 
+    def rnn_layer(self, input_size, num_hiddens, vocab_size):
+        return KerasRNNLayer(input_size, num_hiddens, vocab_size)
+
     def compile(self, fn):
         device = self.device
 
@@ -101,3 +104,26 @@ class TFOps:
                 return fn(*args)
 
         return tf.function(on_device, autograph=False)  # the core has no tensor-valued `if`
+
+
+class KerasRNNLayer:
+    """Keras ``SimpleRNN`` + ``Dense``, called with ``Layer.stateless_call``. Keras reads
+    batch-major sequences, so the time-major inputs are transposed in and out."""
+    layout = (("kernel", "W_xh", False), ("recurrent_kernel", "W_hh", False), ("bias", "b_h", False),
+              ("dense/kernel", "W_hq", False), ("dense/bias", "b_q", False))
+
+    def __init__(self, input_size, num_hiddens, vocab_size):
+        import keras
+        self.rnn = keras.layers.SimpleRNN(num_hiddens, activation="tanh", return_sequences=True,
+                                          return_state=True)
+        self.rnn.build((None, None, input_size))
+        self.dense = keras.layers.Dense(vocab_size)
+        self.dense.build((None, num_hiddens))
+
+    def apply(self, weights, inputs, H):
+        untrained = [v.value for v in self.rnn.non_trainable_variables]  # its dropout seed
+        (Hs, H_T), _ = self.rnn.stateless_call(list(weights[:3]), untrained,
+                                               tf.transpose(inputs, [1, 0, 2]), initial_state=[H])
+        Hs = tf.reshape(tf.transpose(Hs, [1, 0, 2]), [-1, Hs.shape[-1]])   # time-major rows
+        O, _ = self.dense.stateless_call(list(weights[3:]), [], Hs)
+        return O, H_T

@@ -91,5 +91,26 @@ class TorchOps:
         grads = torch.autograd.grad(loss, params)
         return (loss.detach(), aux), list(grads)
 
+    def rnn_layer(self, input_size, num_hiddens, vocab_size):
+        return TorchRNNLayer(input_size, num_hiddens, vocab_size, self._device)
+
     def compile(self, fn):
         return fn
+
+
+class TorchRNNLayer:
+    """``nn.RNN`` + ``nn.Linear``, called with ``torch.func.functional_call``."""
+    layout = (("weight_ih_l0", "W_xh", True), ("weight_hh_l0", "W_hh", True),
+              ("bias_ih_l0", "b_h", False), ("bias_hh_l0", None, False),
+              ("weight", "W_hq", True), ("bias", "b_q", False))
+
+    def __init__(self, input_size, num_hiddens, vocab_size, device):
+        self.rnn = torch.nn.RNN(input_size, num_hiddens, nonlinearity="tanh").to(device)
+        self.dense = torch.nn.Linear(num_hiddens, vocab_size).to(device)
+
+    def apply(self, weights, inputs, H):
+        names = [name for name, _, _ in self.layout]
+        rnn_weights, dense_weights = dict(zip(names[:4], weights[:4])), dict(zip(names[4:], weights[4:]))
+        Hs, H_T = torch.func.functional_call(self.rnn, rnn_weights, (inputs, H[None]))
+        O = torch.func.functional_call(self.dense, dense_weights, (Hs.reshape(-1, Hs.shape[-1]),))
+        return O, H_T[0]

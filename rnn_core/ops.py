@@ -114,8 +114,28 @@ class Ops(Protocol):
         backpropagation through time.
         """
 
+    # ---- the framework's own layers (the concise model) ------------------------------------------
+    def rnn_layer(self, input_size: int, num_hiddens: int, vocab_size: int) -> "RNNLayer":
+        """The framework's recurrent layer (tanh, one layer) followed by its dense layer, as a
+        :class:`RNNLayer`. NumPy has none and raises :class:`NotImplementedError`."""
+
     def compile(self, fn: Callable) -> Callable:
         """``fn`` compiled by the framework where that pays off (``tf.function``), else ``fn``.
 
         ``fn`` must be a pure tensor function: tensors in, tensors out, no reads to Python.
         """
+
+
+class RNNLayer(Protocol):
+    """A framework's ``RNN`` layer and ``Dense`` layer, called with weights given by the caller
+    (a functional call), so the core can differentiate and update them like its own tensors."""
+
+    # How the framework stores the canonical weights, in the order ``apply`` takes them:
+    # ``(framework's name, canonical field, transposed)``. A canonical field of None is a second
+    # recurrent bias (PyTorch and Gluon keep ``b_ih`` and ``b_hh``; their sum is ``b_h``).
+    layout: Tuple[Tuple[str, "str | None", bool], ...]
+
+    def apply(self, weights: Sequence[Tensor], inputs: Tensor, H: Tensor) -> Tuple[Tensor, Tensor]:
+        """``inputs (num_steps, batch, input_size)`` and state ``H (batch, hidden)`` ->
+        ``(O, H_T)``: the logits ``(num_steps * batch, vocab)``, rows time-major, and the last
+        state ``(batch, hidden)``."""

@@ -22,12 +22,13 @@ def next_char_distribution(logits: np.ndarray, temperature: float, top_k: int | 
 
 def predict_rnn(ops: Ops, prefix: str, num_chars: int, params: model.RNNParams, vocab: Vocab,
                 *, temperature: float = 0.0, top_k: int | None = None, rng=None,
-                seed: int | None = None) -> str:
+                seed: int | None = None, forward=None) -> str:
     """``prefix`` followed by ``num_chars`` generated characters.
 
     ``temperature=0`` (the default) is the book's greedy argmax; ``temperature > 0`` samples from
     the softmax of ``logits / temperature``, restricted to the ``top_k`` most likely characters
-    when given, with ``rng`` (a ``numpy.random.Generator``) or a new one seeded by ``seed``."""
+    when given, with ``rng`` (a ``numpy.random.Generator``) or a new one seeded by ``seed``.
+    ``forward(X, state, params)`` is the model (default: the scratch model)."""
     if not prefix:
         raise ValueError("the prefix is empty: give at least one character to start from, "
                          "for example --prefixes 分开")
@@ -40,11 +41,14 @@ def predict_rnn(ops: Ops, prefix: str, num_chars: int, params: model.RNNParams, 
     output = vocab.encode(prefix)
     if temperature > 0 and rng is None:
         rng = np.random.default_rng(seed)
+    if forward is None:
+        def forward(X, state, params):
+            return model.forward(ops, X, state, params, vocab.vocab_size)
     num_hiddens = params.W_hh.shape[0]
     state = model.init_rnn_state(ops, 1, num_hiddens)
     for t in range(num_chars + len(prefix) - 1):
         X = ops.asarray(np.array([[output[t]]]))                      # (1, 1)
-        O, state = model.forward(ops, X, state, params, vocab.vocab_size)  # (1, vocab)
+        O, state = forward(X, state, params)                         # (1, vocab)
         if t < len(prefix) - 1:
             continue                       # still reading the prefix: its next character is known
         if temperature == 0:

@@ -4,7 +4,9 @@
      - 分开...
      - 不分开...
 
-The defaults are the book's Jay Chou settings; ``--help`` lists every option.
+The defaults are the book's Jay Chou settings; ``--help`` lists every option. ``--model concise``
+trains the framework's own RNN layer instead (consecutive sampling by default, as in the book's
+concise runs; ``--optimizer adam`` defaults to the book's PyTorch learning rate 1e-3).
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import sys
 from rnn_core import cli
 from rnn_core.backend import BACKEND_NAMES, DEVICES, get_backend
 from rnn_core.data import DEFAULT_MAX_CHARS, NAMED_CORPORA, load_corpus
-from rnn_core.train import TrainConfig, train_and_predict_rnn
+from rnn_core.train import TrainConfig, make_forward, resolve_grad, train_and_predict_rnn
 
 
 def parser() -> argparse.ArgumentParser:
@@ -31,12 +33,17 @@ def parser() -> argparse.ArgumentParser:
                         "(default: lyrics_zh, the small corpus in data/)")
     p.add_argument("--max-chars", type=cli.non_negative_int, default=DEFAULT_MAX_CHARS,
                    help="keep the corpus's first N characters; 0 keeps all (default 10000)")
-    p.add_argument("--sampling", choices=("random", "consecutive"), default=book.sampling)
+    p.add_argument("--model", choices=("scratch", "concise"), default="scratch",
+                   help="scratch: the chapter's RNN; concise: the framework's RNN layer")
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
+    p.add_argument("--sampling", choices=("random", "consecutive"), default=None,
+                   help="default: random for scratch, consecutive for concise (as in the book)")
     p.add_argument("--epochs", type=cli.positive_int, default=book.num_epochs)
     p.add_argument("--num-steps", type=cli.positive_int, default=book.num_steps)
     p.add_argument("--batch-size", type=cli.positive_int, default=book.batch_size)
     p.add_argument("--hidden", type=cli.positive_int, default=book.num_hiddens)
-    p.add_argument("--lr", type=cli.positive_float, default=book.lr)
+    p.add_argument("--lr", type=cli.positive_float, default=None,
+                   help="learning rate (default: 100 with sgd, 0.001 with adam, as in the book)")
     p.add_argument("--clip", type=cli.positive_float, default=book.clipping_theta,
                    help="gradient clipping threshold θ (global L2 norm)")
     p.add_argument("--pred-period", type=cli.positive_int, default=book.pred_period)
@@ -54,19 +61,25 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    book = TrainConfig()
     args = parser().parse_args(argv)
     ops = get_backend(args.backend, args.device)
     corpus = load_corpus(args.corpus, max_chars=args.max_chars)
     config = TrainConfig(
         num_hiddens=args.hidden, num_steps=args.num_steps, batch_size=args.batch_size,
-        lr=args.lr, clipping_theta=args.clip, num_epochs=args.epochs,
+        lr=args.lr or {"sgd": book.lr, "adam": 1e-3}[args.optimizer], clipping_theta=args.clip, num_epochs=args.epochs,
         pred_period=args.pred_period, pred_len=args.pred_len, prefixes=tuple(args.prefixes),
-        sampling=args.sampling, seed=args.seed, grad=args.grad, book_path=args.book_path)
+        sampling=args.sampling or ("random" if args.model == "scratch" else "consecutive"),
+        seed=args.seed, grad=args.grad, book_path=args.book_path, model=args.model,
+        optimizer=args.optimizer)
     for prefix in config.prefixes:      # fail before training, not after it
         corpus.vocab.encode(prefix)
+    resolve_grad(ops, config)
+    make_forward(ops, corpus.vocab.vocab_size, config)
     print(f"backend {ops.name} {ops.version} on {ops.device}; corpus {corpus.name}: "
           f"{len(corpus.chars)} characters, vocab_size {corpus.vocab.vocab_size}; "
-          f"{config.sampling} sampling, grad {args.grad}", flush=True)
+          f"{config.model} model, {config.sampling} sampling, {config.optimizer} lr {config.lr:g}, "
+          f"grad {args.grad}", flush=True)
     train_and_predict_rnn(ops, corpus, config, log=lambda line: print(line, flush=True))
     return 0
 

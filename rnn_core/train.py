@@ -7,7 +7,8 @@ Semantics (the book's):
 * consecutive sampling starts each epoch from a fresh state and carries it from batch to batch,
   detached, so gradients stop at the batch boundary (truncated backpropagation through time);
 * the gradient of the mean loss is clipped to norm θ (global L2 norm over all parameters), then
-  ``p -= lr * g``;
+  the optimiser steps: ``p -= lr * g`` (SGD, the book's scratch and Gluon runs) or Adam (the
+  book's PyTorch run), both in ``rnn_core/optim.py``;
 * perplexity is ``exp`` of the mean cross-entropy per character over the epoch.
 """
 from __future__ import annotations
@@ -21,9 +22,11 @@ from typing import Callable, Sequence
 import numpy as np
 
 from rnn_core import bptt, model, sampling
+from rnn_core.concise import ConciseRNN
 from rnn_core.data import Corpus
-from rnn_core.errors import TrainingDiverged
+from rnn_core.errors import RNNCoreError, TrainingDiverged
 from rnn_core.ops import Ops
+from rnn_core.optim import make_optimizer
 
 
 @dataclass
@@ -42,6 +45,8 @@ class TrainConfig:
     seed: int = 0
     grad: str = "auto"               # 'autograd', 'bptt', or 'auto' (bptt on numpy)
     book_path: bool = False          # one-hot inputs, per-step outputs, loss read every batch
+    model: str = "scratch"           # 'scratch' (the chapter's) or 'concise' (framework layers)
+    optimizer: str = "sgd"           # 'sgd' or 'adam'
 
 
 def grad_clipping(ops: Ops, grads: Sequence, theta: float) -> list:
@@ -53,11 +58,6 @@ def grad_clipping(ops: Ops, grads: Sequence, theta: float) -> list:
     return [g * scale for g in grads]
 
 
-def sgd(params: Sequence, grads: Sequence, lr: float):
-    """``p - lr * g`` for every parameter (the gradient is already that of the mean loss)."""
-    return type(params)(*(p - lr * g for p, g in zip(params, grads)))
-
-
 def perplexity(mean_cross_entropy: float) -> float:
     """``exp`` of the mean cross-entropy per character; ``inf`` where that overflows."""
     try:
@@ -66,33 +66,60 @@ def perplexity(mean_cross_entropy: float) -> float:
         return math.inf
 
 
-def resolve_grad(ops: Ops, grad: str) -> str:
+def resolve_grad(ops: Ops, config: TrainConfig) -> str:
+    grad = config.grad
     if grad == "auto":
         return "bptt" if ops.name == "numpy" else "autograd"
     if grad not in ("autograd", "bptt"):
         raise ValueError(f"unknown grad {grad!r}: choose autograd, bptt or auto")
     if grad == "autograd" and ops.name == "numpy":
-        raise ValueError("the numpy backend has no autograd: use --grad bptt (or auto)")
+        raise RNNCoreError("the numpy backend has no autograd: use --grad bptt (or auto)")
+    if grad == "bptt" and config.model != "scratch":
+        raise RNNCoreError("--grad bptt is the scratch model's hand-written backpropagation: "
+                           "the concise model trains with --grad autograd (or auto)")
     return grad
 
 
-def make_train_step(ops: Ops, vocab_size: int, config: TrainConfig) -> Callable:
-    """``step(params, state, X, Y) -> (params, state, loss)``: one SGD step on one minibatch,
-    a pure tensor function, compiled by the backend unless the book's path is asked for."""
-    grad = resolve_grad(ops, config.grad)
-    path = dict(onehot=config.book_path, per_step=config.book_path)
+def make_forward(ops: Ops, vocab_size: int, config: TrainConfig) -> Callable:
+    """``forward(X, state, params) -> (O, state)`` of the configured model: the logits
+    ``(num_steps * batch, vocab)`` of integer ``X (batch, num_steps)``."""
+    if config.model == "scratch":
+        def forward(X, state, params):
+            return model.forward(ops, X, state, params, vocab_size, onehot=config.book_path,
+                                 per_step=config.book_path)
+        return forward
+    if config.model == "concise":
+        return ConciseRNN(ops, vocab_size, config.num_hiddens, onehot=config.book_path).forward
+    raise ValueError(f"unknown model {config.model!r}: choose scratch or concise")
 
-    def step(params, state, X, Y):
+
+def make_train_step(ops: Ops, vocab_size: int, config: TrainConfig) -> Callable:
+    """``step(params, opt_state, state, X, Y) -> (params, opt_state, state, loss)``: one
+    optimiser step on one minibatch, a pure tensor function, compiled by the backend unless the
+    book's path is asked for. ``opt_state`` starts as ``make_optimizer(...).init(params)``."""
+    grad = resolve_grad(ops, config)
+    forward = make_forward(ops, vocab_size, config)
+    optimizer = make_optimizer(ops, config.optimizer, config.lr)
+
+    def loss(params, state, X, Y):
+        O, state = forward(X, state, params)
+        return model.cross_entropy(ops, O, model.labels(ops, Y)), state
+
+    def step(params, opt_state, state, X, Y):
         if grad == "bptt":
-            (loss, state), grads = bptt.loss_and_grad_bptt(ops, params, state, X, Y, vocab_size)
+            (l, state), grads = bptt.loss_and_grad_bptt(ops, params, state, X, Y, vocab_size)
         else:
-            (loss, state), grads = ops.value_and_grad(
-                lambda ps: model.loss(ops, model.RNNParams(*ps), state, X, Y, vocab_size, **path),
-                params)
+            (l, state), grads = ops.value_and_grad(
+                lambda ps: loss(model.RNNParams(*ps), state, X, Y), params)
         grads = grad_clipping(ops, grads, config.clipping_theta)
-        return sgd(params, grads, config.lr), state, loss
+        params, opt_state = optimizer.update(params, grads, opt_state)
+        return params, opt_state, state, l
 
     return step if config.book_path else ops.compile(step)
+
+
+def init_optimizer_state(ops: Ops, config: TrainConfig, params):
+    return make_optimizer(ops, config.optimizer, config.lr).init(params)
 
 
 def data_iter(config: TrainConfig, corpus_indices, rng: random.Random):
@@ -112,9 +139,9 @@ class EpochResult:
     batch_losses: np.ndarray = field(repr=False)
 
 
-def train_epoch(ops: Ops, step: Callable, params, config: TrainConfig, corpus_indices,
+def train_epoch(ops: Ops, step: Callable, params, opt_state, config: TrainConfig, corpus_indices,
                 rng: random.Random, epoch: int):
-    """One pass over the corpus: returns ``(params, EpochResult)``."""
+    """One pass over the corpus: returns ``(params, opt_state, EpochResult)``."""
     start = time.perf_counter()
     losses = []                      # scalar tensors; read back once, at the end of the epoch
     state = None
@@ -123,7 +150,8 @@ def train_epoch(ops: Ops, step: Callable, params, config: TrainConfig, corpus_in
             state = model.init_rnn_state(ops, config.batch_size, config.num_hiddens)
         else:
             state = tuple(ops.stop_gradient(s) for s in state)
-        params, state, loss = step(params, state, ops.asarray(X), ops.asarray(Y))
+        params, opt_state, state, loss = step(params, opt_state, state, ops.asarray(X),
+                                              ops.asarray(Y))
         if config.book_path:        # the book reads the loss after every batch
             loss = float(ops.to_numpy(loss).reshape(()))
         losses.append(loss)
@@ -137,8 +165,8 @@ def train_epoch(ops: Ops, step: Callable, params, config: TrainConfig, corpus_in
     # Every batch has batch_size * num_steps labels, so the per-label mean is the batch mean.
     mean_loss = float(batch_losses.mean()) if batch_losses.size else math.nan
     tokens = batch_losses.size * config.batch_size * config.num_steps
-    return params, EpochResult(epoch, perplexity(mean_loss), time.perf_counter() - start, tokens,
-                               batch_losses)
+    return params, opt_state, EpochResult(epoch, perplexity(mean_loss),
+                                          time.perf_counter() - start, tokens, batch_losses)
 
 
 def train_and_predict_rnn(ops: Ops, corpus: Corpus, config: TrainConfig,
@@ -154,13 +182,17 @@ def train_and_predict_rnn(ops: Ops, corpus: Corpus, config: TrainConfig,
     if params is None:
         params = model.get_params(ops, vocab.vocab_size, config.num_hiddens, config.seed)
     step = make_train_step(ops, vocab.vocab_size, config)
+    forward = make_forward(ops, vocab.vocab_size, config)
+    opt_state = init_optimizer_state(ops, config, params)
     history = []
     for epoch in range(1, config.num_epochs + 1):
-        params, result = train_epoch(ops, step, params, config, corpus_indices, rng, epoch)
+        params, opt_state, result = train_epoch(ops, step, params, opt_state, config,
+                                                corpus_indices, rng, epoch)
         history.append(result)
         if config.pred_period and epoch % config.pred_period == 0:
             log(f"epoch {epoch}, perplexity {result.perplexity:.2f}, "
                 f"time {result.seconds:.2f} sec")
             for prefix in config.prefixes:
-                log(" - " + predict_rnn(ops, prefix, config.pred_len, params, vocab))
+                log(" - " + predict_rnn(ops, prefix, config.pred_len, params, vocab,
+                                        forward=forward))
     return params, history

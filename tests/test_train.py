@@ -21,18 +21,22 @@ def first_losses(ops, corpus, config, num_batches=20):
     V = corpus.vocab.vocab_size
     params = model.get_params(ops, V, config.num_hiddens, config.seed)
     step = train.make_train_step(ops, V, config)
+    opt_state = train.init_optimizer_state(ops, config, params)
     rng, losses, state = random.Random(config.seed), [], None
     while len(losses) < num_batches:
         for X, Y in train.data_iter(config, corpus.corpus_indices, rng):
             if config.sampling == "random" or state is None:
                 state = model.init_rnn_state(ops, config.batch_size, config.num_hiddens)
-            params, state, loss = step(params, state, ops.asarray(X), ops.asarray(Y))
+            params, opt_state, state, loss = step(params, opt_state, state, ops.asarray(X),
+                                                  ops.asarray(Y))
             state = tuple(ops.stop_gradient(s) for s in state)
             losses.append(float(ops.to_numpy(loss).reshape(())))
             if len(losses) == num_batches:
                 break
         state = None
-    texts = [predict_rnn(ops, prefix, 20, params, corpus.vocab) for prefix in config.prefixes]
+    forward = train.make_forward(ops, V, config)
+    texts = [predict_rnn(ops, prefix, 20, params, corpus.vocab, forward=forward)
+             for prefix in config.prefixes]
     return np.array(losses), texts
 
 
@@ -51,8 +55,8 @@ def test_each_of_the_first_20_sgd_steps_agrees_across_backends(all_ops, corpus, 
     for k, (X, Y) in zip(range(20), batches):
         results = {}
         for ops in all_ops:
-            new_params, (H,), loss = steps[ops.name](
-                model.params_to_backend(ops, params), (ops.asarray(state),),
+            new_params, _, (H,), loss = steps[ops.name](
+                model.params_to_backend(ops, params), (), (ops.asarray(state),),
                 ops.asarray(X), ops.asarray(Y))
             results[ops.name] = (float(ops.to_numpy(loss).reshape(())),
                                  model.params_to_numpy(ops, new_params), ops.to_numpy(H))

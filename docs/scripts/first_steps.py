@@ -21,12 +21,14 @@ def losses(ops, corpus, config, noise=0.0, num_batches=20):
     start = [(p * (1 + noise * jitter.standard_normal(p.shape))).astype(np.float32) for p in start]
     params = model.params_to_backend(ops, start)
     step = train.make_train_step(ops, V, config)
+    opt_state = train.init_optimizer_state(ops, config, params)
     rng, out, state = random.Random(config.seed), [], None
     while len(out) < num_batches:
         for X, Y in train.data_iter(config, corpus.corpus_indices, rng):
             if config.sampling == "random" or state is None:
                 state = model.init_rnn_state(ops, config.batch_size, config.num_hiddens)
-            params, state, loss = step(params, state, ops.asarray(X), ops.asarray(Y))
+            params, opt_state, state, loss = step(params, opt_state, state, ops.asarray(X),
+                                                  ops.asarray(Y))
             state = tuple(ops.stop_gradient(s) for s in state)
             out.append(float(ops.to_numpy(loss).reshape(())))
             if len(out) == num_batches:
