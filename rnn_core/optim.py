@@ -8,6 +8,11 @@ import math
 from rnn_core.ops import Ops
 
 
+def _like(params, values):
+    """``values`` in the container ``params`` came in: an RNNParams, a tuple or a list."""
+    return type(params)(*values) if hasattr(params, "_fields") else type(params)(values)
+
+
 class SGD:
     """``p ← p − lr·g``."""
 
@@ -18,7 +23,7 @@ class SGD:
         return ()
 
     def update(self, params, grads, state):
-        return type(params)(*(p - self.lr * g for p, g in zip(params, grads))), state
+        return _like(params, [p - self.lr * g for p, g in zip(params, grads)]), state
 
 
 class Adam:
@@ -47,7 +52,7 @@ class Adam:
         v = [b2 * v_i + (1.0 - b2) * (g * g) for v_i, g in zip(v, grads)]
         new = [p - self.lr * (m_i / correction1) / (ops.sqrt(v_i / correction2) + self.eps)
                for p, m_i, v_i in zip(params, m, v)]
-        return type(params)(*new), (t, m, v)
+        return _like(params, new), (t, m, v)
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}
