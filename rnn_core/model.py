@@ -32,24 +32,43 @@ class RNNParams(NamedTuple):
     b_q: Tensor   # (vocab,)
 
 
-def init_params(vocab_size: int, num_hiddens: int, seed: int = 0) -> RNNParams:
-    """NumPy float32 weights from N(0, 0.01²), biases zero, drawn by one generator seeded once,
-    in the order W_xh, W_hh, W_hq: every backend that receives them starts from the same point."""
+INIT_SCHEMES = ("normal", "uniform")
+
+
+def init_params(vocab_size: int, num_hiddens: int, seed: int = 0,
+                scheme: str = "normal") -> RNNParams:
+    """Float32 NumPy weights drawn by one generator seeded once, in the order W_xh, W_hh, W_hq
+    (then the biases), so every backend that receives them starts from the same point.
+
+    ``normal``: the scratch chapter's, weights from N(0, 0.01²) and zero biases.
+    ``uniform``: PyTorch's default for ``nn.RNN`` and ``nn.Linear`` (the book's concise PyTorch
+    run), every weight and bias from U(-1/√hidden, 1/√hidden).
+    """
     rng = np.random.default_rng(seed)
+    if scheme == "normal":
+        def draw(shape):
+            return rng.normal(scale=0.01, size=shape).astype(np.float32)
+        zero_bias = True
+    elif scheme == "uniform":
+        bound = 1.0 / np.sqrt(num_hiddens)
 
-    def normal(shape):
-        return rng.normal(scale=0.01, size=shape).astype(np.float32)
+        def draw(shape):
+            return rng.uniform(-bound, bound, size=shape).astype(np.float32)
+        zero_bias = False
+    else:
+        raise ValueError(f"unknown init {scheme!r}: choose {' or '.join(INIT_SCHEMES)}")
+    W_xh = draw((vocab_size, num_hiddens))
+    W_hh = draw((num_hiddens, num_hiddens))
+    W_hq = draw((num_hiddens, vocab_size))
+    b_h, b_q = ((np.zeros(num_hiddens, np.float32), np.zeros(vocab_size, np.float32))
+                if zero_bias else (draw((num_hiddens,)), draw((vocab_size,))))
+    return RNNParams(W_xh, W_hh, b_h, W_hq, b_q)
 
-    W_xh = normal((vocab_size, num_hiddens))
-    W_hh = normal((num_hiddens, num_hiddens))
-    W_hq = normal((num_hiddens, vocab_size))
-    return RNNParams(W_xh, W_hh, np.zeros(num_hiddens, np.float32), W_hq,
-                     np.zeros(vocab_size, np.float32))
 
-
-def get_params(ops: Ops, vocab_size: int, num_hiddens: int, seed: int = 0) -> RNNParams:
+def get_params(ops: Ops, vocab_size: int, num_hiddens: int, seed: int = 0,
+               scheme: str = "normal") -> RNNParams:
     """The book's ``get_params``: :func:`init_params` moved onto the backend's device."""
-    return params_to_backend(ops, init_params(vocab_size, num_hiddens, seed))
+    return params_to_backend(ops, init_params(vocab_size, num_hiddens, seed, scheme))
 
 
 def params_to_backend(ops: Ops, params) -> RNNParams:

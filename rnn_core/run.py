@@ -36,6 +36,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model", choices=("scratch", "concise"), default="scratch",
                    help="scratch: the chapter's RNN; concise: the framework's RNN layer")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
+    p.add_argument("--init", choices=("normal", "uniform"), default=None,
+                   help="normal: N(0, 0.01²) weights, zero biases (the scratch chapter); uniform: "
+                        "PyTorch's default U(±1/√hidden) (default for --model concise "
+                        "--optimizer adam, as in the book's PyTorch run; normal otherwise)")
     p.add_argument("--sampling", choices=("random", "consecutive"), default=None,
                    help="default: random for scratch, consecutive for concise (as in the book)")
     p.add_argument("--epochs", type=cli.positive_int, default=book.num_epochs)
@@ -71,15 +75,17 @@ def main(argv=None) -> int:
         pred_period=args.pred_period, pred_len=args.pred_len, prefixes=tuple(args.prefixes),
         sampling=args.sampling or ("random" if args.model == "scratch" else "consecutive"),
         seed=args.seed, grad=args.grad, book_path=args.book_path, model=args.model,
-        optimizer=args.optimizer)
+        optimizer=args.optimizer,
+        init=args.init or ("uniform" if (args.model, args.optimizer) == ("concise", "adam")
+                           else "normal"))
     for prefix in config.prefixes:      # fail before training, not after it
         corpus.vocab.encode(prefix)
     resolve_grad(ops, config)
     make_forward(ops, corpus.vocab.vocab_size, config)
     print(f"backend {ops.name} {ops.version} on {ops.device}; corpus {corpus.name}: "
           f"{len(corpus.chars)} characters, vocab_size {corpus.vocab.vocab_size}; "
-          f"{config.model} model, {config.sampling} sampling, {config.optimizer} lr {config.lr:g}, "
-          f"grad {args.grad}", flush=True)
+          f"{config.model} model, {config.init} init, {config.sampling} sampling, "
+          f"{config.optimizer} lr {config.lr:g}, grad {args.grad}", flush=True)
     train_and_predict_rnn(ops, corpus, config, log=lambda line: print(line, flush=True))
     return 0
 

@@ -47,6 +47,7 @@ class TrainConfig:
     book_path: bool = False          # one-hot inputs, per-step outputs, loss read every batch
     model: str = "scratch"           # 'scratch' (the chapter's) or 'concise' (framework layers)
     optimizer: str = "sgd"           # 'sgd' or 'adam'
+    init: str = "normal"             # 'normal' (scratch chapter) or 'uniform' (PyTorch's default)
 
 
 def grad_clipping(ops: Ops, grads: Sequence, theta: float) -> list:
@@ -180,7 +181,8 @@ def train_and_predict_rnn(ops: Ops, corpus: Corpus, config: TrainConfig,
     corpus_indices = corpus.corpus_indices
     rng = random.Random(config.seed)
     if params is None:
-        params = model.get_params(ops, vocab.vocab_size, config.num_hiddens, config.seed)
+        params = model.get_params(ops, vocab.vocab_size, config.num_hiddens, config.seed,
+                                  config.init)
     step = make_train_step(ops, vocab.vocab_size, config)
     forward = make_forward(ops, vocab.vocab_size, config)
     opt_state = init_optimizer_state(ops, config, params)

@@ -45,13 +45,20 @@ def reference_loss(params, X, Y, H0):
     return float(np.mean(log_Z - O[np.arange(len(y)), y]))
 
 
-def test_get_params_is_the_same_on_every_backend(all_ops):
-    reference = model.init_params(VOCAB, HIDDEN, seed=3)
+@pytest.mark.parametrize("scheme", model.INIT_SCHEMES)
+def test_get_params_is_the_same_on_every_backend(all_ops, scheme):
+    reference = model.init_params(VOCAB, HIDDEN, seed=3, scheme=scheme)
     assert [p.shape for p in reference] == [(VOCAB, HIDDEN), (HIDDEN, HIDDEN), (HIDDEN,),
                                             (HIDDEN, VOCAB), (VOCAB,)]
-    assert abs(float(np.std(reference.W_hh)) - 0.01) < 0.002
+    if scheme == "normal":
+        assert abs(float(np.std(reference.W_hh)) - 0.01) < 0.002 and not reference.b_h.any()
+    else:
+        bound = 1 / np.sqrt(HIDDEN)
+        assert all(np.abs(p).max() <= bound for p in reference) and reference.b_h.any()
+        assert abs(float(np.std(reference.W_hq)) - bound / np.sqrt(3)) < 0.1 * bound
     for ops in all_ops:
-        for got, want in zip(model.get_params(ops, VOCAB, HIDDEN, seed=3), reference):
+        for got, want in zip(model.get_params(ops, VOCAB, HIDDEN, seed=3, scheme=scheme),
+                             reference):
             np.testing.assert_array_equal(ops.to_numpy(got), want)
 
 

@@ -19,7 +19,7 @@ def first_losses(ops, corpus, config, num_batches=20):
     """Losses of the first SGD steps (book settings unless ``config`` says otherwise), and the
     greedy generations after them."""
     V = corpus.vocab.vocab_size
-    params = model.get_params(ops, V, config.num_hiddens, config.seed)
+    params = model.get_params(ops, V, config.num_hiddens, config.seed, config.init)
     step = train.make_train_step(ops, V, config)
     opt_state = train.init_optimizer_state(ops, config, params)
     rng, losses, state = random.Random(config.seed), [], None
