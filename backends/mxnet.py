@@ -53,6 +53,10 @@ class MXNetOps:
     def take_along_axis(self, x, indices, /, *, axis=-1):
         return mx.nd.pick(x, mx.nd.reshape(indices, (-1,)), axis=axis, keepdims=True)
 
+    def segment_sum(self, data, segment_ids, /, *, num_segments):
+        # MXNet 1.x has no public scatter-add; the one-hot product gives the same sums.
+        return mx.nd.dot(mx.nd.one_hot(segment_ids, num_segments), data, transpose_a=True)
+
     def one_hot(self, indices, num_classes, /):
         return mx.nd.one_hot(indices, num_classes, dtype=np.float32)
 

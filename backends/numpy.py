@@ -49,6 +49,14 @@ class NumpyOps:
     def take_along_axis(self, x, indices, /, *, axis=-1):
         return np.take_along_axis(x, indices, axis=axis)
 
+    def segment_sum(self, data, segment_ids, /, *, num_segments):
+        order = np.argsort(segment_ids, kind="stable")      # sorted ids: one reduceat per run
+        ids = segment_ids[order]
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+        out = np.zeros((num_segments,) + data.shape[1:], dtype=data.dtype)
+        out[ids[starts]] = np.add.reduceat(data[order], starts, axis=0)
+        return out
+
     def one_hot(self, indices, num_classes, /):
         return np.eye(num_classes, dtype=np.float32)[indices]
 

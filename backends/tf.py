@@ -53,6 +53,9 @@ class TFOps:
     def take_along_axis(self, x, indices, /, *, axis=-1):
         return tf.experimental.numpy.take_along_axis(x, indices, axis=axis)
 
+    def segment_sum(self, data, segment_ids, /, *, num_segments):
+        return tf.math.unsorted_segment_sum(data, segment_ids, num_segments)
+
     def one_hot(self, indices, num_classes, /):
         return tf.one_hot(indices, num_classes, dtype=tf.float32)
 

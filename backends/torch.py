@@ -54,6 +54,11 @@ class TorchOps:
     def take_along_axis(self, x, indices, /, *, axis=-1):
         return torch.take_along_dim(x, indices, dim=axis)
 
+    def segment_sum(self, data, segment_ids, /, *, num_segments):
+        out = torch.zeros((num_segments,) + tuple(data.shape[1:]), dtype=data.dtype,
+                          device=data.device)
+        return out.index_add(0, segment_ids, data)
+
     def one_hot(self, indices, num_classes, /):
         return torch.nn.functional.one_hot(indices, num_classes).to(torch.float32)
 

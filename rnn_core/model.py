@@ -104,13 +104,18 @@ def rnn(ops: Ops, inputs: list, state: tuple, params: RNNParams):
     return outputs, (H,)
 
 
-def hidden_states(ops: Ops, X: Tensor, state: tuple, params: RNNParams) -> list:
-    """``[H_1, ..., H_T]``, each ``(batch, hidden)``, with ``X_t · W_xh`` as a row lookup."""
+def hidden_states(ops: Ops, X: Tensor, state: tuple, params: RNNParams, *,
+                  onehot: bool = False) -> list:
+    """``[H_1, ..., H_T]``, each ``(batch, hidden)``, with ``X_t · W_xh`` as a row lookup
+    (or, ``onehot=True``, as the book's product of one-hot rows with ``W_xh``)."""
     W_xh, W_hh, b_h = params.W_xh, params.W_hh, params.b_h
-    XW = ops.take(W_xh, ops.matrix_transpose(X))    # (num_steps, batch, hidden)
+    if onehot:
+        XW = [ops.matmul(X_t, W_xh) for X_t in to_onehot(ops, X, W_xh.shape[0])]
+    else:
+        XW = ops.take(W_xh, ops.matrix_transpose(X))    # (num_steps, batch, hidden)
     H, = state
     Hs = []
-    for t in range(XW.shape[0]):
+    for t in range(X.shape[1]):
         H = ops.tanh(XW[t] + ops.matmul(H, W_hh) + b_h)
         Hs.append(H)
     return Hs

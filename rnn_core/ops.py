@@ -70,6 +70,11 @@ class Ops(Protocol):
         """One element per row: ``(n, m)`` with integer ``(n, 1)`` -> ``(n, 1)``, ``out[i, 0] =
         x[i, indices[i, 0]]`` (``axis`` is 1 or -1). The target's logit in the cross-entropy."""
 
+    def segment_sum(self, data: Tensor, segment_ids: Tensor, /, *, num_segments: int) -> Tensor:
+        """Rows of ``data (n, m)`` added up by integer ``segment_ids (n,)``: ``out (num_segments,
+        m)``, ``out[i] = Σ_{j: ids[j] = i} data[j]`` (zero where no id is i). The gradient of
+        ``take``: ``dW_xh`` of the embedding lookup, without the one-hot product."""
+
     def one_hot(self, indices: Tensor, num_classes: int, /) -> Tensor:
         """float32 one-hot rows: integer ``(n,)`` -> ``(n, num_classes)``."""
 

@@ -108,7 +108,9 @@ def make_train_step(ops: Ops, vocab_size: int, config: TrainConfig) -> Callable:
 
     def step(params, opt_state, state, X, Y):
         if grad == "bptt":
-            (l, state), grads = bptt.loss_and_grad_bptt(ops, params, state, X, Y, vocab_size)
+            (l, state), grads = bptt.loss_and_grad_bptt(
+                ops, params, state, X, Y, vocab_size, onehot=config.book_path,
+                per_step=config.book_path)
         else:
             (l, state), grads = ops.value_and_grad(
                 lambda ps: loss(model.RNNParams(*ps), state, X, Y), params)

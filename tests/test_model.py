@@ -109,11 +109,13 @@ def test_cross_entropy_is_stable_for_huge_logits(ops):
     assert float(ops.to_numpy(loss).reshape(())) == pytest.approx(1500.0, rel=1e-6)
 
 
-def test_bptt_by_hand_equals_the_frameworks_autograd(autograd_ops, problem):
+@pytest.mark.parametrize("book", [False, True], ids=["stacked", "book"])
+def test_bptt_by_hand_equals_the_frameworks_autograd(autograd_ops, problem, book):
     ops = autograd_ops
     params, X, Y, H0 = problem
     P, X_, Y_, state = on(ops, params, X, Y, H0)
-    (loss_bptt, (H_bptt,)), grads_bptt = bptt.loss_and_grad_bptt(ops, P, state, X_, Y_, VOCAB)
+    (loss_bptt, (H_bptt,)), grads_bptt = bptt.loss_and_grad_bptt(
+        ops, P, state, X_, Y_, VOCAB, onehot=book, per_step=book)
     (loss_auto, (H_auto,)), grads_auto = ops.value_and_grad(
         lambda ps: model.loss(ops, model.RNNParams(*ps), state, X_, Y_, VOCAB), P)
     np.testing.assert_allclose(ops.to_numpy(loss_bptt), ops.to_numpy(loss_auto), rtol=1e-6)
@@ -147,11 +149,13 @@ class Float64NumpyOps(NumpyOps):
         return np.zeros(shape, dtype=np.float64)
 
 
-def test_bptt_passes_a_finite_difference_check(problem, rng):
+@pytest.mark.parametrize("book", [False, True], ids=["stacked", "book"])
+def test_bptt_passes_a_finite_difference_check(problem, rng, book):
     ops = Float64NumpyOps()
     params, X, Y, H0 = problem
     P, X_, Y_, state = on(ops, params, X, Y, H0)
-    (_, _), grads = bptt.loss_and_grad_bptt(ops, P, state, X_, Y_, VOCAB)
+    (_, _), grads = bptt.loss_and_grad_bptt(ops, P, state, X_, Y_, VOCAB, onehot=book,
+                                            per_step=book)
     eps = 1e-6
     for k, name in enumerate(model.RNNParams._fields):
         for _ in range(6):   # six random entries of every parameter

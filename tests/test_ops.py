@@ -170,3 +170,11 @@ def test_compile_gives_the_same_numbers(ops, rng):
 
     A = ops.asarray(a)
     close(ops, ops.compile(fn)(A), ops.to_numpy(fn(A)))
+
+
+def test_segment_sum_adds_rows_by_id(ops, rng):
+    data = rng.normal(size=(9, 4)).astype(np.float32)
+    ids = np.array([3, 0, 3, 5, 0, 3, 1, 5, 5])
+    expected = np.zeros((7, 4), np.float32)
+    np.add.at(expected, ids, data)
+    close(ops, ops.segment_sum(ops.asarray(data), ops.asarray(ids), num_segments=7), expected)

@@ -1,0 +1,209 @@
+"""``python -m rnn_core.bench``: training throughput of every backend, model and path, against
+what this machine's matrix products allow.
+
+For each installed backend, model (scratch, concise) and path (the book's: one-hot inputs,
+per-step output projection, the loss read back after every batch, nothing compiled; the fast
+one: row lookup, one output projection, the loss read once per epoch, the step compiled where the
+framework offers it), a fresh child process trains a few epochs and reports tokens per second,
+seconds per epoch and its peak resident memory. Each child also measures its framework's float32
+matrix-product rate on a large square product and on the recurrent shape
+``(batch, hidden)·(hidden, hidden)``; the best of them is the machine's rate, from which the
+bound follows (docs/benchmarks.md derives it):
+
+    FLOPs per trained token = 6·hidden² (recurrent: forward, and two products backward)
+                            + 6·hidden·vocab (output projection, likewise)
+    tokens/s bound = 1 / (6·hidden² / rate_recurrent + 6·hidden·vocab / rate_large)
+
+``--json PATH`` writes the same figures for tools. Figures are only comparable within one run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from rnn_core import cli
+from rnn_core.backend import BACKEND_NAMES
+
+LARGE = 1024      # the large product: (1024, 1024)·(1024, 1024)
+
+
+def matmul_rate(ops, m: int, k: int, seconds: float = 0.5) -> float:
+    """FLOP/s of a chain of dependent ``(m, k)·(k, k)`` products, as a recurrence runs them.
+    The chain multiplies by an orthogonal matrix, so values stay finite however long it is."""
+    rng = np.random.default_rng(0)
+    Q = ops.asarray(np.linalg.qr(rng.normal(size=(k, k)))[0].astype(np.float32))
+    x = ops.asarray(rng.normal(size=(m, k)).astype(np.float32))
+    for _ in range(3):
+        x = ops.matmul(x, Q)
+    ops.to_numpy(x)
+    reps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(10):
+            x = ops.matmul(x, Q)
+        ops.to_numpy(x)              # waits for the chain on asynchronous frameworks
+        reps += 10
+    return 2.0 * m * k * k * reps / (time.perf_counter() - start)
+
+
+def flops_per_token(num_hiddens: int, vocab_size: int):
+    """(recurrent, output) FLOPs per trained token of the fast path, forward and backward."""
+    return 6 * num_hiddens ** 2, 6 * num_hiddens * vocab_size
+
+
+def bound_tokens_per_second(num_hiddens, vocab_size, rate_recurrent, rate_large) -> float:
+    recurrent, output = flops_per_token(num_hiddens, vocab_size)
+    return 1.0 / (recurrent / rate_recurrent + output / rate_large)
+
+
+def child(spec: dict) -> dict:
+    """Run in a fresh process: measure one backend, model and path."""
+    from rnn_core import get_backend
+    from rnn_core.data import load_corpus
+    from rnn_core.train import (TrainConfig, init_optimizer_state, make_train_step, train_epoch)
+    from rnn_core import model
+    import random
+
+    ops = get_backend(spec["backend"], spec["device"])
+    corpus = load_corpus(spec["corpus"])
+    V = corpus.vocab.vocab_size
+    config = TrainConfig(num_hiddens=spec["hidden"], num_steps=spec["num_steps"],
+                         batch_size=spec["batch_size"], sampling="random",
+                         model=spec["model"], book_path=spec["path"] == "book",
+                         optimizer="sgd", lr=1e2, clipping_theta=1e-2, pred_period=0)
+    params = model.get_params(ops, V, config.num_hiddens, 0)
+    opt_state = init_optimizer_state(ops, config, params)
+    step = make_train_step(ops, V, config)
+    rng = random.Random(0)
+    seconds, tokens = [], 0
+    for epoch in range(spec["warmup"] + spec["epochs"]):
+        params, opt_state, result = train_epoch(ops, step, params, opt_state, config,
+                                                corpus.corpus_indices, rng, epoch + 1)
+        if epoch >= spec["warmup"]:
+            seconds.append(result.seconds)
+            tokens += result.tokens
+    rates = {"large": matmul_rate(ops, LARGE, LARGE),
+             "recurrent": matmul_rate(ops, config.batch_size, config.num_hiddens)}
+    return {"backend": ops.name, "version": ops.version, "device": ops.device,
+            "model": spec["model"], "path": spec["path"], "vocab_size": V,
+            "tokens_per_s": tokens / sum(seconds), "s_per_epoch": float(np.median(seconds)),
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "matmul_flops": rates}
+
+
+def run_child(spec: dict, timeout: float) -> dict:
+    command = [sys.executable, "-m", "rnn_core.bench", "--child", json.dumps(spec)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        error = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {**spec, "error": error}
+    return json.loads(lines[-1])
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    import os
+    return f"{cpu}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}"
+
+
+def summarise(results: list, hidden: int) -> dict:
+    """The machine's rates (best over frameworks), the bound, and each row's ratios."""
+    good = [r for r in results if "error" not in r]
+    rates = {kind: max(r["matmul_flops"][kind] for r in good) for kind in ("large", "recurrent")}
+    vocab = good[0]["vocab_size"]
+    bound = bound_tokens_per_second(hidden, vocab, rates["recurrent"], rates["large"])
+    for r in good:
+        r["share_of_bound"] = r["tokens_per_s"] / bound
+        book = next((b for b in good if (b["backend"], b["model"], b["path"]) ==
+                     (r["backend"], r["model"], "book")), None)
+        r["speedup_over_book"] = r["tokens_per_s"] / book["tokens_per_s"] if book else None
+    return {"machine": machine(), "matmul_flops": rates, "vocab_size": vocab,
+            "flops_per_token": sum(flops_per_token(hidden, vocab)),
+            "bound_tokens_per_s": bound, "results": results}
+
+
+def table(summary: dict) -> str:
+    rates = summary["matmul_flops"]
+    lines = [f"machine: {summary['machine']}",
+             f"float32 matmul: {rates['large'] / 1e9:.1f} GFLOP/s at {LARGE}³, "
+             f"{rates['recurrent'] / 1e9:.1f} GFLOP/s at the recurrent shape; "
+             f"{summary['flops_per_token'] / 1e6:.2f} MFLOP per trained token; "
+             f"bound {summary['bound_tokens_per_s']:,.0f} tokens/s",
+             "",
+             "| backend | model | path | tokens/s | s/epoch | peak MiB | fast/book | of bound |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for r in summary["results"]:
+        if "error" in r:
+            lines.append(f"| {r['backend']} | {r['model']} | {r['path']} | {r['error']} |||||")
+            continue
+        speedup = f"{r['speedup_over_book']:.1f}×" if r["path"] == "fast" and r[
+            "speedup_over_book"] else ""
+        lines.append(f"| {r['backend']} | {r['model']} | {r['path']} | {r['tokens_per_s']:,.0f} | "
+                     f"{r['s_per_epoch']:.3f} | {r['peak_rss_mib']:.0f} | {speedup} | "
+                     f"{100 * r['share_of_bound']:.0f}% |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m rnn_core.bench",
+                                description=__doc__.split("\n")[0].strip("`"))
+    p.add_argument("--backends", nargs="+", default=list(BACKEND_NAMES))
+    p.add_argument("--models", nargs="+", choices=("scratch", "concise"),
+                   default=["scratch", "concise"])
+    p.add_argument("--paths", nargs="+", choices=("book", "fast"), default=["book", "fast"])
+    p.add_argument("--corpus", default="jaychou")
+    p.add_argument("--hidden", type=cli.positive_int, default=256)
+    p.add_argument("--batch-size", type=cli.positive_int, default=32)
+    p.add_argument("--num-steps", type=cli.positive_int, default=35)
+    p.add_argument("--epochs", type=cli.positive_int, default=5, help="timed epochs")
+    p.add_argument("--warmup", type=cli.non_negative_int, default=1,
+                   help="untimed epochs first (compilation, caches)")
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "gpu"))
+    p.add_argument("--timeout", type=cli.positive_float, default=900.0,
+                   help="seconds allowed for one measurement")
+    p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))), flush=True)
+        return 0
+    from rnn_core.backend import canonical_name
+    results = []
+    for backend in [canonical_name(b) for b in args.backends]:
+        for model_kind in args.models:
+            if backend == "numpy" and model_kind == "concise":
+                continue          # NumPy has no RNN layer
+            for path in args.paths:
+                spec = dict(backend=backend, model=model_kind, path=path, corpus=args.corpus,
+                            hidden=args.hidden, batch_size=args.batch_size,
+                            num_steps=args.num_steps, epochs=args.epochs, warmup=args.warmup,
+                            device=args.device)
+                results.append(run_child(spec, args.timeout))
+                r = results[-1]
+                print(f"  {backend} {model_kind} {path}: " + (r["error"] if "error" in r else
+                      f"{r['tokens_per_s']:,.0f} tokens/s"), file=sys.stderr, flush=True)
+    if all("error" in r for r in results):
+        raise ValueError("every measurement failed: " + results[0]["error"])
+    summary = summarise(results, args.hidden)
+    print(table(summary))
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(summary, out, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run_main(main))
