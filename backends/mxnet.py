@@ -72,6 +72,9 @@ class MXNetOps:
     def sqrt(self, x, /):
         return mx.nd.sqrt(x)
 
+    def log_softmax(self, x, /, *, axis=-1):
+        return mx.nd.log_softmax(x, axis=axis)
+
     def clip(self, x, /, min=None, max=None):
         if min is not None:
             x = mx.nd.maximum(x, min)

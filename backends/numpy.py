@@ -58,7 +58,9 @@ class NumpyOps:
         return out
 
     def one_hot(self, indices, num_classes, /):
-        return np.eye(num_classes, dtype=np.float32)[indices]
+        out = np.zeros((indices.size, num_classes), dtype=np.float32)
+        out[np.arange(indices.size), indices.reshape(-1)] = 1.0
+        return out.reshape(indices.shape + (num_classes,))
 
     def tanh(self, x, /):
         return np.tanh(x)
@@ -71,6 +73,10 @@ class NumpyOps:
 
     def sqrt(self, x, /):
         return np.sqrt(x)
+
+    def log_softmax(self, x, /, *, axis=-1):
+        shifted = x - np.max(x, axis=axis, keepdims=True)
+        return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
     def clip(self, x, /, min=None, max=None):
         return np.clip(x, min, max)

@@ -71,6 +71,9 @@ class TFOps:
     def sqrt(self, x, /):
         return tf.sqrt(x)
 
+    def log_softmax(self, x, /, *, axis=-1):
+        return tf.nn.log_softmax(x, axis=axis)
+
     def clip(self, x, /, min=None, max=None):
         if min is not None:
             x = tf.maximum(x, min)

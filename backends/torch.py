@@ -74,6 +74,9 @@ class TorchOps:
     def sqrt(self, x, /):
         return torch.sqrt(x)
 
+    def log_softmax(self, x, /, *, axis=-1):
+        return torch.log_softmax(x, dim=axis)
+
     def clip(self, x, /, min=None, max=None):
         return torch.clamp(x, min=min, max=max)
 

@@ -14,7 +14,7 @@ With ``n = num_steps * batch`` rows, ``P = softmax(O)`` and ``Y`` the one-hot la
 """
 from __future__ import annotations
 
-from rnn_core.model import RNNParams, hidden_states, labels, log_sum_exp, to_onehot
+from rnn_core.model import RNNParams, hidden_states, labels, to_onehot
 from rnn_core.ops import Ops, Tensor
 
 
@@ -39,11 +39,11 @@ def loss_and_grad_bptt(ops: Ops, params: RNNParams, state: tuple, X: Tensor, Y: 
     else:
         O = ops.matmul(H, W_hq) + b_q                          # (n, vocab)
     y = labels(ops, Y)                                         # (n,)
-    log_Z = log_sum_exp(ops, O)                                # (n, 1)
-    loss = ops.sum(log_Z - ops.take_along_axis(O, ops.reshape(y, (-1, 1)), axis=1)) / n
+    log_P = ops.log_softmax(O, axis=1)                         # (n, vocab)
+    loss = -ops.sum(ops.take_along_axis(log_P, ops.reshape(y, (-1, 1)), axis=1)) / n
 
     # Output layer.
-    dO = (ops.exp(O - log_Z) - ops.one_hot(y, vocab_size)) / n  # (n, vocab)
+    dO = (ops.exp(log_P) - ops.one_hot(y, vocab_size)) / n     # (n, vocab): (P - E) / n
     db_q = ops.sum(dO, axis=0)                                  # (vocab,)
     W_hq_T = ops.matrix_transpose(W_hq)
     if per_step:

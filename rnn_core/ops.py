@@ -91,6 +91,10 @@ class Ops(Protocol):
     def sqrt(self, x: Tensor, /) -> Tensor:
         """Elementwise square root."""
 
+    def log_softmax(self, x: Tensor, /, *, axis: int = -1) -> Tensor:
+        """``x - log Σ exp(x)`` over ``axis``, computed without overflow (each framework's fused
+        kernel): ``(n, vocab) -> (n, vocab)``, the log-probabilities of the next character."""
+
     def clip(self, x: Tensor, /, min: float | None = None, max: float | None = None) -> Tensor:
         """Elementwise ``min <= x <= max``; a bound that is None is not applied."""
 

@@ -178,3 +178,12 @@ def test_segment_sum_adds_rows_by_id(ops, rng):
     expected = np.zeros((7, 4), np.float32)
     np.add.at(expected, ids, data)
     close(ops, ops.segment_sum(ops.asarray(data), ops.asarray(ids), num_segments=7), expected)
+
+
+def test_log_softmax_is_stable(ops, rng):
+    x = rng.normal(scale=5.0, size=(6, 9)).astype(np.float32)
+    x[0, 0] = 3000.0
+    x64 = x.astype(np.float64)
+    expected = x64 - x64.max(1, keepdims=True)
+    expected -= np.log(np.exp(expected).sum(1, keepdims=True))
+    close(ops, ops.log_softmax(ops.asarray(x), axis=1), expected, rtol=1e-5, atol=1e-5)
