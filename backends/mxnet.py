@@ -35,6 +35,10 @@ class MXNetOps:
     def matmul(self, x1, x2, /):
         return mx.nd.dot(x1, x2)
 
+    def linear(self, x, weight, bias, /):
+        # FullyConnected computes x · Wᵀ + b with oneDNN, its bias gradient included.
+        return mx.nd.FullyConnected(x, mx.nd.transpose(weight), bias, num_hidden=weight.shape[1])
+
     def matrix_transpose(self, x, /):
         return mx.nd.transpose(x)
 
@@ -43,6 +47,10 @@ class MXNetOps:
 
     def stack(self, xs, /, *, axis=0):
         return mx.nd.stack(*xs, axis=axis)
+
+    def unstack(self, x, /):
+        parts = mx.nd.split(x, num_outputs=x.shape[0], axis=0, squeeze_axis=True)
+        return [parts] if x.shape[0] == 1 else list(parts)
 
     def reshape(self, x, shape, /):
         return mx.nd.reshape(x, shape)

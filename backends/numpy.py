@@ -31,6 +31,9 @@ class NumpyOps:
     def matmul(self, x1, x2, /):
         return np.matmul(x1, x2)
 
+    def linear(self, x, weight, bias, /):
+        return np.matmul(x, weight) + bias
+
     def matrix_transpose(self, x, /):
         return np.transpose(x)
 
@@ -39,6 +42,9 @@ class NumpyOps:
 
     def stack(self, xs, /, *, axis=0):
         return np.stack(xs, axis=axis)
+
+    def unstack(self, x, /):
+        return list(x)
 
     def reshape(self, x, shape, /):
         return np.reshape(x, shape)

@@ -35,6 +35,9 @@ class TFOps:
     def matmul(self, x1, x2, /):
         return tf.matmul(x1, x2)
 
+    def linear(self, x, weight, bias, /):
+        return tf.nn.bias_add(tf.matmul(x, weight), bias)
+
     def matrix_transpose(self, x, /):
         return tf.transpose(x)
 
@@ -43,6 +46,9 @@ class TFOps:
 
     def stack(self, xs, /, *, axis=0):
         return tf.stack(list(xs), axis=axis)
+
+    def unstack(self, x, /):
+        return tf.unstack(x, axis=0)
 
     def reshape(self, x, shape, /):
         return tf.reshape(x, shape)

@@ -35,6 +35,9 @@ class TorchOps:
     def matmul(self, x1, x2, /):
         return torch.matmul(x1, x2)
 
+    def linear(self, x, weight, bias, /):
+        return torch.addmm(bias, x, weight)
+
     def matrix_transpose(self, x, /):
         return torch.t(x)
 
@@ -43,6 +46,9 @@ class TorchOps:
 
     def stack(self, xs, /, *, axis=0):
         return torch.stack(list(xs), dim=axis)
+
+    def unstack(self, x, /):
+        return list(torch.unbind(x, dim=0))
 
     def reshape(self, x, shape, /):
         return torch.reshape(x, shape)

@@ -37,7 +37,7 @@ def loss_and_grad_bptt(ops: Ops, params: RNNParams, state: tuple, X: Tensor, Y: 
     if per_step:
         O = ops.concat([ops.matmul(H_t, W_hq) + b_q for H_t in Hs], axis=0)
     else:
-        O = ops.matmul(H, W_hq) + b_q                          # (n, vocab)
+        O = ops.linear(H, W_hq, b_q)                           # (n, vocab)
     y = labels(ops, Y)                                         # (n,)
     log_P = ops.log_softmax(O, axis=1)                         # (n, vocab)
     loss = -ops.sum(ops.take_along_axis(log_P, ops.reshape(y, (-1, 1)), axis=1)) / n
@@ -53,7 +53,7 @@ def loss_and_grad_bptt(ops: Ops, params: RNNParams, state: tuple, X: Tensor, Y: 
     else:
         dW_hq = ops.matmul(ops.matrix_transpose(H), dO)         # (hidden, vocab)
         dH_all = ops.matmul(dO, W_hq_T)                         # (n, hidden)
-        dH_out = [dH_all[rows[t]] for t in range(num_steps)]
+        dH_out = ops.unstack(ops.reshape(dH_all, (num_steps, batch_size, -1)))
 
     # Back through time: dA_t needs dA_{t+1}, so this loop runs backwards.
     W_hh_T = ops.matrix_transpose(W_hh)

@@ -107,16 +107,19 @@ def rnn(ops: Ops, inputs: list, state: tuple, params: RNNParams):
 def hidden_states(ops: Ops, X: Tensor, state: tuple, params: RNNParams, *,
                   onehot: bool = False) -> list:
     """``[H_1, ..., H_T]``, each ``(batch, hidden)``, with ``X_t · W_xh`` as a row lookup
-    (or, ``onehot=True``, as the book's product of one-hot rows with ``W_xh``)."""
+    (or, ``onehot=True``, as the book's product of one-hot rows with ``W_xh``).
+
+    The lookup path adds ``b_h`` to all steps' inputs at once, ``(X_t·W_xh + b_h) + H·W_hh``:
+    the same sum, with one bias addition (and one bias gradient) instead of one per step."""
     W_xh, W_hh, b_h = params.W_xh, params.W_hh, params.b_h
     if onehot:
-        XW = [ops.matmul(X_t, W_xh) for X_t in to_onehot(ops, X, W_xh.shape[0])]
+        XW = [ops.matmul(X_t, W_xh) + b_h for X_t in to_onehot(ops, X, W_xh.shape[0])]
     else:
-        XW = ops.take(W_xh, ops.matrix_transpose(X))    # (num_steps, batch, hidden)
+        XW = ops.unstack(ops.take(W_xh, ops.matrix_transpose(X)) + b_h)  # T × (batch, hidden)
     H, = state
     Hs = []
-    for t in range(X.shape[1]):
-        H = ops.tanh(XW[t] + ops.matmul(H, W_hh) + b_h)
+    for XW_t in XW:
+        H = ops.tanh(XW_t + ops.matmul(H, W_hh))
         Hs.append(H)
     return Hs
 
@@ -132,7 +135,7 @@ def forward(ops: Ops, X: Tensor, state: tuple, params: RNNParams, vocab_size: in
     if per_step:
         outputs = [ops.matmul(H, params.W_hq) + params.b_q for H in Hs]
         return ops.concat(outputs, axis=0), (Hs[-1],)
-    O = ops.matmul(ops.concat(Hs, axis=0), params.W_hq) + params.b_q  # (num_steps*batch, vocab)
+    O = ops.linear(ops.concat(Hs, axis=0), params.W_hq, params.b_q)  # (num_steps*batch, vocab)
     return O, (Hs[-1],)
 
 

@@ -47,6 +47,10 @@ class Ops(Protocol):
     def matmul(self, x1: Tensor, x2: Tensor, /) -> Tensor:
         """Matrix product of 2-D tensors: ``(n, k) · (k, m) -> (n, m)``."""
 
+    def linear(self, x: Tensor, weight: Tensor, bias: Tensor, /) -> Tensor:
+        """``x · weight + bias``: ``(n, k) · (k, m) + (m,) -> (n, m)``, as one fused call where
+        the framework has one (its backward then sums the bias gradient in the same kernel)."""
+
     def matrix_transpose(self, x: Tensor, /) -> Tensor:
         """Transpose of a 2-D tensor: ``(n, m) -> (m, n)``."""
 
@@ -55,6 +59,10 @@ class Ops(Protocol):
 
     def stack(self, xs: Sequence[Tensor], /, *, axis: int = 0) -> Tensor:
         """Join tensors of equal shape along a new ``axis``: k tensors ``(n, m) -> (k, n, m)``."""
+
+    def unstack(self, x: Tensor, /) -> list:
+        """The slices ``x[0], x[1], …`` along the first axis, as a list, in one call (whose
+        backward is one concatenation, not one full-size gradient per slice)."""
 
     def reshape(self, x: Tensor, shape: Tuple[int, ...], /) -> Tensor:
         """``x`` with a new shape of the same size, in row-major order (-1 infers one axis)."""

@@ -187,3 +187,15 @@ def test_log_softmax_is_stable(ops, rng):
     expected = x64 - x64.max(1, keepdims=True)
     expected -= np.log(np.exp(expected).sum(1, keepdims=True))
     close(ops, ops.log_softmax(ops.asarray(x), axis=1), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_linear_and_unstack(ops, rng):
+    x, W = rng.normal(size=(5, 3)).astype(np.float32), rng.normal(size=(3, 4)).astype(np.float32)
+    b = rng.normal(size=(4,)).astype(np.float32)
+    close(ops, ops.linear(ops.asarray(x), ops.asarray(W), ops.asarray(b)), x @ W + b)
+    for n in (1, 3):
+        a = rng.normal(size=(n, 2, 3)).astype(np.float32)
+        parts = ops.unstack(ops.asarray(a))
+        assert len(parts) == n
+        for part, expected in zip(parts, a):
+            close(ops, part, expected, rtol=0, atol=0)
