@@ -1,0 +1,42 @@
+"""The benchmark tool runs and reports every figure (its timings are never asserted)."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rnn_core import bench
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_bound_is_the_flop_model_over_the_two_rates():
+    recurrent, output = bench.flops_per_token(256, 1027)
+    assert (recurrent, output) == (6 * 256 ** 2, 6 * 256 * 1027)
+    bound = bench.bound_tokens_per_second(256, 1027, rate_recurrent=1e11, rate_large=3e11)
+    assert bound == pytest.approx(1 / (recurrent / 1e11 + output / 3e11))
+
+
+def test_matmul_rate_is_positive(ops):
+    assert bench.matmul_rate(ops, 8, 16, seconds=0.05) > 0
+
+
+def test_bench_prints_a_table_and_writes_json(tmp_path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "rnn_core.bench", "--backends", "numpy", "torch", "--models",
+         "scratch", "concise", "--corpus", "lyrics_zh", "--hidden", "16", "--epochs", "1",
+         "--warmup", "0", "--json", str(out)],
+        capture_output=True, text=True, cwd=ROOT, timeout=600, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    assert "| torch | scratch | fast |" in result.stdout and "tokens/s" in result.stdout
+    summary = json.loads(out.read_text())
+    assert summary["bound_tokens_per_s"] > 0
+    rows = {(r["backend"], r["model"], r["path"]): r for r in summary["results"]}
+    assert set(rows) == {("numpy", "scratch", "book"), ("numpy", "scratch", "fast"),
+                         ("torch", "scratch", "book"), ("torch", "scratch", "fast"),
+                         ("torch", "concise", "book"), ("torch", "concise", "fast")}
+    for row in rows.values():
+        assert row["tokens_per_s"] > 0 and row["peak_rss_mib"] > 0 and 0 < row["share_of_bound"]
+    assert rows[("torch", "scratch", "fast")]["speedup_over_book"] > 0
