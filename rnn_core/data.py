@@ -75,6 +75,15 @@ class Vocab:
         self.char_to_idx = {char: i for i, char in enumerate(self.idx_to_char)}
         self.unk = self.char_to_idx[UNK] if unk else None
 
+    @classmethod
+    def from_list(cls, idx_to_char: list, *, unk: bool = False) -> "Vocab":
+        """The vocabulary a checkpoint recorded, in its order."""
+        vocab = cls("")
+        vocab.idx_to_char = list(idx_to_char)
+        vocab.char_to_idx = {char: i for i, char in enumerate(vocab.idx_to_char)}
+        vocab.unk = vocab.char_to_idx[UNK] if unk else None
+        return vocab
+
     @property
     def vocab_size(self) -> int:
         return len(self.idx_to_char)
@@ -106,6 +115,8 @@ class Corpus:
     source: Path
     chars: str
     vocab: Vocab
+    spec: str = ""             # what was asked for: a name or a path
+    max_chars: int = DEFAULT_MAX_CHARS
 
     @property
     def corpus_indices(self) -> np.ndarray:
@@ -249,7 +260,8 @@ def load_corpus(corpus: str | os.PathLike | None = None, *, max_chars: int = DEF
         raise CorpusError(f"corpus {str(path)!r} has no text after {how} preprocessing; "
                           "give a file with some text in it")
     vocab = Vocab(text if named.unk else chars, unk=named.unk)
-    return Corpus(name=name, source=path, chars=chars, vocab=vocab)
+    return Corpus(name=name, source=path, chars=chars, vocab=vocab,
+                  spec=DEFAULT_CORPUS if corpus is None else str(corpus), max_chars=max_chars)
 
 
 def load_data_jay_lyrics(max_chars: int = DEFAULT_MAX_CHARS):

@@ -7,20 +7,25 @@
 The defaults are the book's Jay Chou settings; ``--help`` lists every option. ``--model concise``
 trains the framework's own RNN layer instead (consecutive sampling by default, as in the book's
 concise runs; ``--optimizer adam`` defaults to the book's PyTorch learning rate 1e-3).
+``--save PATH`` writes a checkpoint any backend can load; ``--resume PATH`` continues one.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-from rnn_core import cli
+from rnn_core import checkpoint, cli
 from rnn_core.backend import BACKEND_NAMES, DEVICES, get_backend
 from rnn_core.data import DEFAULT_MAX_CHARS, NAMED_CORPORA, load_corpus
 from rnn_core.train import TrainConfig, make_forward, resolve_grad, train_and_predict_rnn
 
+# Options that define the model and its training: from the book (or the checkpoint) unless given.
+HYPERPARAMETERS = {"hidden": "num_hiddens", "num_steps": "num_steps", "batch_size": "batch_size",
+                   "lr": "lr", "clip": "clipping_theta", "sampling": "sampling", "seed": "seed",
+                   "grad": "grad", "model": "model", "optimizer": "optimizer", "init": "init"}
+
 
 def parser() -> argparse.ArgumentParser:
-    book = TrainConfig()
     p = argparse.ArgumentParser(
         prog="python -m rnn_core.run",
         description="Train the character-level RNN of Dive into Deep Learning on one backend.")
@@ -31,62 +36,113 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", default=None,
                    help=f"{', '.join(NAMED_CORPORA)} or a .txt/.zip path "
                         "(default: lyrics_zh, the small corpus in data/)")
-    p.add_argument("--max-chars", type=cli.non_negative_int, default=DEFAULT_MAX_CHARS,
-                   help="keep the corpus's first N characters; 0 keeps all (default 10000)")
-    p.add_argument("--model", choices=("scratch", "concise"), default="scratch",
-                   help="scratch: the chapter's RNN; concise: the framework's RNN layer")
-    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
+    p.add_argument("--max-chars", type=cli.non_negative_int, default=None,
+                   help=f"keep the corpus's first N characters; 0 keeps all "
+                        f"(default {DEFAULT_MAX_CHARS})")
+    p.add_argument("--model", choices=("scratch", "concise"), default=None,
+                   help="scratch: the chapter's RNN (default); concise: the framework's RNN layer")
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default=None, help="default sgd")
     p.add_argument("--init", choices=("normal", "uniform"), default=None,
                    help="normal: N(0, 0.01²) weights, zero biases (the scratch chapter); uniform: "
                         "PyTorch's default U(±1/√hidden) (default for --model concise "
                         "--optimizer adam, as in the book's PyTorch run; normal otherwise)")
     p.add_argument("--sampling", choices=("random", "consecutive"), default=None,
                    help="default: random for scratch, consecutive for concise (as in the book)")
-    p.add_argument("--epochs", type=cli.positive_int, default=book.num_epochs)
-    p.add_argument("--num-steps", type=cli.positive_int, default=book.num_steps)
-    p.add_argument("--batch-size", type=cli.positive_int, default=book.batch_size)
-    p.add_argument("--hidden", type=cli.positive_int, default=book.num_hiddens)
+    p.add_argument("--epochs", type=cli.positive_int, default=None,
+                   help="train until this epoch (default 250)")
+    p.add_argument("--num-steps", type=cli.positive_int, default=None, help="default 35")
+    p.add_argument("--batch-size", type=cli.positive_int, default=None, help="default 32")
+    p.add_argument("--hidden", type=cli.positive_int, default=None, help="default 256")
     p.add_argument("--lr", type=cli.positive_float, default=None,
                    help="learning rate (default: 100 with sgd, 0.001 with adam, as in the book)")
-    p.add_argument("--clip", type=cli.positive_float, default=book.clipping_theta,
-                   help="gradient clipping threshold θ (global L2 norm)")
-    p.add_argument("--pred-period", type=cli.positive_int, default=book.pred_period)
-    p.add_argument("--pred-len", type=cli.positive_int, default=book.pred_len)
-    p.add_argument("--prefixes", nargs="+", default=list(book.prefixes))
-    p.add_argument("--seed", type=int, default=book.seed,
+    p.add_argument("--clip", type=cli.positive_float, default=None,
+                   help="gradient clipping threshold θ, global L2 norm (default 0.01)")
+    p.add_argument("--pred-period", type=cli.positive_int, default=None, help="default 50")
+    p.add_argument("--pred-len", type=cli.positive_int, default=None, help="default 50")
+    p.add_argument("--prefixes", nargs="+", default=None, help="default: 分开 不分开")
+    p.add_argument("--seed", type=int, default=None,
                    help="seeds the weights and the sampler (default 0): same seed, same numbers")
-    p.add_argument("--grad", choices=("auto", "autograd", "bptt"), default="auto",
+    p.add_argument("--grad", choices=("auto", "autograd", "bptt"), default=None,
                    help="autograd: the framework's; bptt: the hand-written backpropagation "
-                        "through time (auto: bptt on numpy, autograd elsewhere)")
+                        "through time (default auto: bptt on numpy, autograd elsewhere)")
     p.add_argument("--book-path", action="store_true",
                    help="run exactly the book's way: one-hot inputs, per-step outputs, "
                         "the loss read after every batch (same numbers, slower)")
+    p.add_argument("--save", metavar="PATH",
+                   help="write a checkpoint (.npz) every --pred-period epochs, at the end, "
+                        "and on Ctrl-C")
+    p.add_argument("--resume", metavar="PATH",
+                   help="continue the training a checkpoint recorded, up to --epochs")
     return p
 
 
-def main(argv=None) -> int:
+def book_config(args) -> TrainConfig:
+    """The book's settings, with the options the user gave."""
     book = TrainConfig()
+    model = args.model or "scratch"
+    optimizer = args.optimizer or "sgd"
+    given = {field: getattr(args, option) for option, field in HYPERPARAMETERS.items()
+             if getattr(args, option) is not None}
+    defaults = {"model": model, "optimizer": optimizer,
+                "lr": {"sgd": book.lr, "adam": 1e-3}[optimizer],
+                "sampling": "random" if model == "scratch" else "consecutive",
+                "init": "uniform" if (model, optimizer) == ("concise", "adam") else "normal"}
+    return TrainConfig(**{**defaults, **given})
+
+
+def resumed_config(args, saved: checkpoint.Checkpoint) -> TrainConfig:
+    """The checkpoint's settings; an option that contradicts them is refused."""
+    fields = {k: v for k, v in saved.config.items() if k in TrainConfig.__dataclass_fields__}
+    for option, field in HYPERPARAMETERS.items():
+        value = getattr(args, option)
+        if value is not None and value != fields.get(field):
+            raise checkpoint.CheckpointError(
+                f"--{option.replace('_', '-')} {value} contradicts the checkpoint, which was "
+                f"trained with {field}={fields.get(field)!r}: leave the option out to resume")
+    fields["prefixes"] = tuple(fields.get("prefixes", TrainConfig.prefixes))
+    return TrainConfig(**fields)
+
+
+def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    saved = checkpoint.load(args.resume) if args.resume else None
+    if saved is not None:
+        config = resumed_config(args, saved)
+        for option, value in (("--corpus", args.corpus), ("--max-chars", args.max_chars)):
+            if value is not None and str(value) != str(
+                    saved.corpus if option == "--corpus" else saved.max_chars):
+                raise checkpoint.CheckpointError(
+                    f"{option} {value} contradicts the checkpoint (trained on corpus "
+                    f"{saved.corpus!r}, max_chars {saved.max_chars}): leave it out to resume")
+        corpus = load_corpus(saved.corpus, max_chars=saved.max_chars)
+    else:
+        config = book_config(args)
+        corpus = load_corpus(args.corpus, max_chars=DEFAULT_MAX_CHARS if args.max_chars is None
+                             else args.max_chars)
+    for option, field in (("epochs", "num_epochs"), ("pred_period", "pred_period"),
+                          ("pred_len", "pred_len")):
+        if getattr(args, option) is not None:
+            setattr(config, field, getattr(args, option))
+    if args.prefixes is not None:
+        config.prefixes = tuple(args.prefixes)
+    if saved is not None and config.num_epochs <= saved.epoch:
+        raise checkpoint.CheckpointError(
+            f"the checkpoint has already trained {saved.epoch} epochs: give --epochs above "
+            f"{saved.epoch} to train further")
     ops = get_backend(args.backend, args.device)
-    corpus = load_corpus(args.corpus, max_chars=args.max_chars)
-    config = TrainConfig(
-        num_hiddens=args.hidden, num_steps=args.num_steps, batch_size=args.batch_size,
-        lr=args.lr or {"sgd": book.lr, "adam": 1e-3}[args.optimizer], clipping_theta=args.clip, num_epochs=args.epochs,
-        pred_period=args.pred_period, pred_len=args.pred_len, prefixes=tuple(args.prefixes),
-        sampling=args.sampling or ("random" if args.model == "scratch" else "consecutive"),
-        seed=args.seed, grad=args.grad, book_path=args.book_path, model=args.model,
-        optimizer=args.optimizer,
-        init=args.init or ("uniform" if (args.model, args.optimizer) == ("concise", "adam")
-                           else "normal"))
     for prefix in config.prefixes:      # fail before training, not after it
         corpus.vocab.encode(prefix)
     resolve_grad(ops, config)
     make_forward(ops, corpus.vocab.vocab_size, config)
+    if saved is not None:
+        checkpoint.check_compatible(saved, corpus.vocab.idx_to_char, config.num_hiddens)
     print(f"backend {ops.name} {ops.version} on {ops.device}; corpus {corpus.name}: "
           f"{len(corpus.chars)} characters, vocab_size {corpus.vocab.vocab_size}; "
           f"{config.model} model, {config.init} init, {config.sampling} sampling, "
-          f"{config.optimizer} lr {config.lr:g}, grad {args.grad}", flush=True)
-    train_and_predict_rnn(ops, corpus, config, log=lambda line: print(line, flush=True))
+          f"{config.optimizer} lr {config.lr:g}, grad {config.grad}"
+          + (f"; resuming after epoch {saved.epoch}" if saved else ""), flush=True)
+    train_and_predict_rnn(ops, corpus, config, log=lambda line: print(line, flush=True),
+                          resume=saved, save=args.save)
     return 0
 
 

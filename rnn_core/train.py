@@ -13,6 +13,7 @@ Semantics (the book's):
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import time
@@ -173,30 +174,68 @@ def train_epoch(ops: Ops, step: Callable, params, opt_state, config: TrainConfig
 
 
 def train_and_predict_rnn(ops: Ops, corpus: Corpus, config: TrainConfig,
-                          log: Callable[[str], None] = print, params=None):
+                          log: Callable[[str], None] = print, params=None, *,
+                          resume=None, save=None):
     """The book's ``train_and_predict_rnn``: trains, and every ``pred_period`` epochs logs
     ``epoch E, perplexity P, time T sec`` and a continuation of each prefix. Returns
-    ``(params, history)`` with one :class:`EpochResult` per epoch."""
+    ``(params, history)`` with one :class:`EpochResult` per epoch trained in this call.
+
+    ``resume`` (a :class:`rnn_core.checkpoint.Checkpoint`) continues where it stopped: the same
+    weights, optimiser state and sampler state, so the numbers are those of an uninterrupted run.
+    ``save`` (a path) writes a checkpoint every ``pred_period`` epochs, at the end, and, on
+    Ctrl-C, the last completed epoch before the interrupt is passed on."""
+    from rnn_core import checkpoint
     from rnn_core.predict import predict_rnn
 
     vocab = corpus.vocab
     corpus_indices = corpus.corpus_indices
     rng = random.Random(config.seed)
-    if params is None:
-        params = model.get_params(ops, vocab.vocab_size, config.num_hiddens, config.seed,
-                                  config.init)
+    start, perplexities = 1, []
+    if resume is not None:
+        checkpoint.check_compatible(resume, vocab.idx_to_char, config.num_hiddens)
+        params = model.params_to_backend(ops, resume.params)
+        opt_state = checkpoint.map_tree(ops.asarray, resume.opt_state)
+        rng.setstate(resume.rng_state)
+        start, perplexities = resume.epoch + 1, list(resume.history)
+    else:
+        if params is None:
+            params = model.get_params(ops, vocab.vocab_size, config.num_hiddens, config.seed,
+                                      config.init)
+        opt_state = init_optimizer_state(ops, config, params)
     step = make_train_step(ops, vocab.vocab_size, config)
     forward = make_forward(ops, vocab.vocab_size, config)
-    opt_state = init_optimizer_state(ops, config, params)
+
+    def write(epoch, params, opt_state, rng_state):
+        checkpoint.save(save, checkpoint.Checkpoint(
+            params=model.params_to_numpy(ops, params),
+            opt_state=checkpoint.map_tree(ops.to_numpy, opt_state),
+            config=dataclasses.asdict(config) | {"prefixes": list(config.prefixes)},
+            idx_to_char=vocab.idx_to_char, unk=vocab.unk is not None, corpus=corpus.spec,
+            max_chars=corpus.max_chars, epoch=epoch, history=perplexities[:epoch],
+            rng_state=rng_state))
+
     history = []
-    for epoch in range(1, config.num_epochs + 1):
-        params, opt_state, result = train_epoch(ops, step, params, opt_state, config,
-                                                corpus_indices, rng, epoch)
-        history.append(result)
-        if config.pred_period and epoch % config.pred_period == 0:
-            log(f"epoch {epoch}, perplexity {result.perplexity:.2f}, "
-                f"time {result.seconds:.2f} sec")
-            for prefix in config.prefixes:
-                log(" - " + predict_rnn(ops, prefix, config.pred_len, params, vocab,
-                                        forward=forward))
+    done = (start - 1, params, opt_state, rng.getstate())   # the last completed epoch
+    try:
+        for epoch in range(start, config.num_epochs + 1):
+            params, opt_state, result = train_epoch(ops, step, params, opt_state, config,
+                                                    corpus_indices, rng, epoch)
+            history.append(result)
+            perplexities.append(result.perplexity)
+            done = (epoch, params, opt_state, rng.getstate())
+            if config.pred_period and epoch % config.pred_period == 0:
+                log(f"epoch {epoch}, perplexity {result.perplexity:.2f}, "
+                    f"time {result.seconds:.2f} sec")
+                for prefix in config.prefixes:
+                    log(" - " + predict_rnn(ops, prefix, config.pred_len, params, vocab,
+                                            forward=forward))
+            if save and (epoch == config.num_epochs or
+                         (config.pred_period and epoch % config.pred_period == 0)):
+                write(*done)
+    except KeyboardInterrupt:
+        if save and done[0] >= start:
+            write(*done)
+            log(f"interrupted during epoch {done[0] + 1}: saved epoch {done[0]} to {save}; "
+                f"continue with --resume {save}")
+        raise
     return params, history

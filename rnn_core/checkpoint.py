@@ -1,0 +1,160 @@
+"""Checkpoints that cross frameworks: one ``.npz`` file, written atomically, checked on load.
+
+It holds the weights in the canonical layout (``W_xh``, ``W_hh``, ``b_h``, ``W_hq``, ``b_q``), the
+optimiser's state, and ``record.json`` (stored as UTF-8 bytes): the vocabulary, the
+hyperparameters, the model kind, the epoch reached, the perplexity of every epoch, the sampler's
+random state, and a SHA-256 checksum of everything else. Any backend loads it: the weights are
+NumPy arrays, moved onto the device by ``ops.asarray``. Read it without rnn-core with
+``numpy.load(path)`` and ``json.loads(bytes(archive["record.json"]))``.
+
+The file is written to a temporary file in the same folder, flushed to disk, then renamed over
+the old one: an interrupted write never replaces the last good checkpoint.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from rnn_core.errors import RNNCoreError
+from rnn_core.model import RNNParams
+
+FORMAT = "rnn-core checkpoint 1"
+
+
+class CheckpointError(RNNCoreError, ValueError):
+    """A checkpoint that is missing, damaged, or written for another vocabulary or shape."""
+
+
+@dataclasses.dataclass
+class Checkpoint:
+    params: RNNParams                 # NumPy float32 arrays, canonical layout
+    opt_state: object                 # the optimiser's state, NumPy arrays in tuples and lists
+    config: dict                      # TrainConfig fields
+    idx_to_char: list
+    unk: bool
+    corpus: str                       # the name or path trained on
+    max_chars: int
+    epoch: int                        # epochs completed
+    history: list                     # perplexity of each completed epoch
+    rng_state: object                 # random.Random.getstate() of the sampler, after `epoch`
+
+
+def _flatten(tree, arrays, prefix):
+    """Tensors of nested tuples and lists -> named arrays, and a JSON description of the nesting."""
+    if isinstance(tree, (tuple, list)):
+        return {"type": type(tree).__name__,
+                "items": [_flatten(item, arrays, f"{prefix}/{i}") for i, item in enumerate(tree)]}
+    arrays[prefix] = np.asarray(tree)
+    return prefix
+
+
+def _unflatten(spec, arrays):
+    if isinstance(spec, dict):
+        items = [_unflatten(item, arrays) for item in spec["items"]]
+        return tuple(items) if spec["type"] == "tuple" else items
+    return arrays[spec]
+
+
+def _checksum(arrays: dict, record: dict) -> str:
+    digest = hashlib.sha256(json.dumps(record, sort_keys=True, ensure_ascii=False).encode())
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(name.encode() + str(array.dtype).encode() + str(array.shape).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _jsonable_rng_state(state):
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def save(path, checkpoint: Checkpoint) -> Path:
+    """Write ``checkpoint`` to ``path`` atomically; returns the path."""
+    path = Path(path)
+    arrays = {f"params/{name}": np.asarray(value, dtype=np.float32)
+              for name, value in zip(RNNParams._fields, checkpoint.params)}
+    opt_spec = _flatten(checkpoint.opt_state, arrays, "opt")
+    record = {"format": FORMAT, "config": checkpoint.config, "idx_to_char": checkpoint.idx_to_char,
+              "unk": checkpoint.unk, "corpus": checkpoint.corpus,
+              "max_chars": checkpoint.max_chars, "epoch": checkpoint.epoch,
+              "history": checkpoint.history, "opt_state": opt_spec,
+              "rng_state": _jsonable_rng_state(checkpoint.rng_state)}
+    record["sha256"] = _checksum(arrays, record)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays,
+             **{"record.json": np.frombuffer(json.dumps(record, ensure_ascii=False).encode(),
+                                             dtype=np.uint8)})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "wb") as out:
+            out.write(buffer.getvalue())
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return path
+
+
+def load(path) -> Checkpoint:
+    """Read and verify a checkpoint; a damaged one raises :class:`CheckpointError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist; give the path that "
+                              "--save wrote")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+        record = json.loads(bytes(arrays.pop("record.json")).decode("utf-8"))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path} is not a readable rnn-core checkpoint ({error}): it may be "
+                              "truncated or not a checkpoint; use another one or train again") from error
+    if record.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an rnn-core checkpoint (format {record.get('format')!r})")
+    expected = record.pop("sha256", None)
+    if expected != _checksum(arrays, record):
+        raise CheckpointError(f"{path} fails its checksum: the file was damaged or edited after it "
+                              "was written; use another checkpoint or train again")
+    params = RNNParams(*(arrays[f"params/{name}"] for name in RNNParams._fields))
+    vocab_size, num_hiddens = len(record["idx_to_char"]), record["config"]["num_hiddens"]
+    shapes = [(vocab_size, num_hiddens), (num_hiddens, num_hiddens), (num_hiddens,),
+              (num_hiddens, vocab_size), (vocab_size,)]
+    if [p.shape for p in params] != shapes:
+        raise CheckpointError(f"{path} holds weights of shapes {[p.shape for p in params]}, not "
+                              f"those of its vocabulary and hidden size {shapes}")
+    rng_version, rng_internal, rng_gauss = record["rng_state"]
+    return Checkpoint(params=params, opt_state=_unflatten(record["opt_state"], arrays),
+                      config=record["config"], idx_to_char=record["idx_to_char"],
+                      unk=record["unk"], corpus=record["corpus"], max_chars=record["max_chars"],
+                      epoch=record["epoch"], history=record["history"],
+                      rng_state=(rng_version, tuple(rng_internal), rng_gauss))
+
+
+def map_tree(fn, tree):
+    """``fn`` applied to every tensor of nested tuples and lists (an optimiser's state)."""
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(map_tree(fn, item) for item in tree)
+    return fn(tree)
+
+
+def check_compatible(checkpoint: Checkpoint, idx_to_char: list, num_hiddens: int | None = None):
+    """Refuse a checkpoint written for another vocabulary (or hidden size)."""
+    if list(checkpoint.idx_to_char) != list(idx_to_char):
+        raise CheckpointError(
+            f"the checkpoint was written for another vocabulary ({len(checkpoint.idx_to_char)} "
+            f"characters, corpus {checkpoint.corpus!r}) than this corpus's "
+            f"({len(idx_to_char)} characters): resume with --corpus {checkpoint.corpus}")
+    hidden = checkpoint.params.W_hh.shape[0]
+    if num_hiddens is not None and hidden != num_hiddens:
+        raise CheckpointError(f"the checkpoint has hidden size {hidden}, not {num_hiddens}")

@@ -1,0 +1,185 @@
+"""Checkpoints: exact resumption, any backend loads any checkpoint, damage is refused."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+
+import numpy as np
+import pytest
+
+from rnn_core import checkpoint, get_backend, model, train
+from rnn_core.concise import ConciseRNN
+from rnn_core.data import load_corpus
+from rnn_core.predict import predict_rnn
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return load_corpus()
+
+
+def small(**changes):
+    return train.TrainConfig(**{"num_hiddens": 24, "num_epochs": 4, "pred_period": 2,
+                                "lr": 1.0, "clipping_theta": 1.0, **changes})
+
+
+@pytest.mark.parametrize("sampling", ["random", "consecutive"])
+def test_resuming_gives_the_numbers_of_an_uninterrupted_run(ops, corpus, tmp_path, sampling):
+    config = small(sampling=sampling)
+    whole_params, whole = train.train_and_predict_rnn(ops, corpus, config, log=lambda _: None)
+    path = tmp_path / "half.npz"
+    train.train_and_predict_rnn(ops, corpus, small(sampling=sampling, num_epochs=2),
+                                log=lambda _: None, save=path)
+    saved = checkpoint.load(path)
+    assert saved.epoch == 2 and len(saved.history) == 2
+    params, rest = train.train_and_predict_rnn(ops, corpus, config, log=lambda _: None,
+                                               resume=saved)
+    assert [r.epoch for r in rest] == [3, 4]
+    for a, b in zip(whole[2:], rest):
+        np.testing.assert_array_equal(a.batch_losses, b.batch_losses)
+    for a, b in zip(model.params_to_numpy(ops, whole_params), model.params_to_numpy(ops, params)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_adam_state_survives_a_checkpoint(autograd_ops, corpus, tmp_path):
+    config = small(model="concise", optimizer="adam", lr=1e-2, init="uniform",
+                   sampling="consecutive")
+    _, whole = train.train_and_predict_rnn(autograd_ops, corpus, config, log=lambda _: None)
+    path = tmp_path / "adam.npz"
+    train.train_and_predict_rnn(autograd_ops, corpus, small(**{**config.__dict__, "num_epochs": 2}),
+                                log=lambda _: None, save=path)
+    _, rest = train.train_and_predict_rnn(autograd_ops, corpus, config, log=lambda _: None,
+                                          resume=checkpoint.load(path))
+    for a, b in zip(whole[2:], rest):
+        np.testing.assert_array_equal(a.batch_losses, b.batch_losses)
+
+
+@pytest.mark.parametrize("kind", ["scratch", "concise"])
+def test_a_model_trained_on_one_backend_loads_on_every_other(all_ops, corpus, tmp_path, kind):
+    trainer = get_backend("torch", "cpu")
+    path = tmp_path / f"{kind}.npz"
+    config = small(model=kind, num_epochs=2)
+    train.train_and_predict_rnn(trainer, corpus, config, log=lambda _: None, save=path)
+    saved = checkpoint.load(path)
+    X = np.array([corpus.vocab.encode("分开我们不分开")])
+    results = {}
+    for ops in all_ops:
+        P = model.params_to_backend(ops, saved.params)
+        state = model.init_rnn_state(ops, 1, 24)
+        if kind == "concise" and ops.name != "numpy":
+            forward = ConciseRNN(ops, corpus.vocab.vocab_size, 24).forward
+        else:   # NumPy has no RNN layer: the scratch model computes the same function
+            forward = train.make_forward(ops, corpus.vocab.vocab_size, small())
+        O, _ = forward(ops.asarray(X), state, P)
+        results[ops.name] = (ops.to_numpy(O),
+                             predict_rnn(ops, "不分开", 20, P, corpus.vocab, forward=forward))
+    logits, text = results["numpy"]
+    for name, (O, generated) in results.items():
+        np.testing.assert_allclose(O, logits, rtol=1e-4, atol=1e-5, err_msg=name)
+        assert generated == text, name
+
+
+def test_a_truncated_or_edited_checkpoint_is_refused(corpus, tmp_path):
+    ops = get_backend("numpy")
+    path = tmp_path / "good.npz"
+    train.train_and_predict_rnn(ops, corpus, small(num_epochs=2), log=lambda _: None, save=path)
+    data = path.read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(checkpoint.CheckpointError, match="not a readable"):
+        checkpoint.load(tmp_path / "cut.npz")
+    with zipfile.ZipFile(path) as archive:            # same record, one weight changed
+        members = {name: archive.read(name) for name in archive.namelist()}
+    with np.load(path) as arrays:
+        W = arrays["params/b_q"].copy()
+    W[0] += 1.0
+    import io
+    buffer = io.BytesIO()
+    np.save(buffer, W)
+    members["params/b_q.npy"] = buffer.getvalue()
+    with zipfile.ZipFile(tmp_path / "edited.npz", "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    with pytest.raises(checkpoint.CheckpointError, match="checksum"):
+        checkpoint.load(tmp_path / "edited.npz")
+    with pytest.raises(checkpoint.CheckpointError, match="does not exist"):
+        checkpoint.load(tmp_path / "missing.npz")
+
+
+def test_a_checkpoint_for_another_vocabulary_is_refused(corpus, tmp_path):
+    ops = get_backend("numpy")
+    path = tmp_path / "ck.npz"
+    train.train_and_predict_rnn(ops, corpus, small(num_epochs=2), log=lambda _: None, save=path)
+    other = tmp_path / "other.txt"
+    other.write_text("别的字 " * 2000, encoding="utf-8")
+    with pytest.raises(checkpoint.CheckpointError, match="another vocabulary"):
+        train.train_and_predict_rnn(ops, load_corpus(other), small(), log=lambda _: None,
+                                    resume=checkpoint.load(path))
+
+
+def test_an_interrupted_write_keeps_the_last_good_checkpoint(corpus, tmp_path, monkeypatch):
+    ops = get_backend("numpy")
+    path = tmp_path / "ck.npz"
+    train.train_and_predict_rnn(ops, corpus, small(num_epochs=2), log=lambda _: None, save=path)
+    before = path.read_bytes()
+
+    def power_cut(descriptor):
+        raise OSError("disk full")
+    monkeypatch.setattr(checkpoint.os, "fsync", power_cut)
+    with pytest.raises(OSError, match="disk full"):
+        train.train_and_predict_rnn(ops, corpus, small(), log=lambda _: None,
+                                    resume=checkpoint.load(path), save=path)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["ck.npz"]
+
+
+def run_cli(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "rnn_core.run", *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=600, stdin=subprocess.DEVNULL, **kwargs)
+
+
+def numbers(stdout):
+    return [re.sub(r"time \S+ sec", "", line) for line in stdout.splitlines()
+            if line.startswith(("epoch", " - "))]
+
+
+def test_save_and_resume_through_the_command_line(tmp_path):
+    common = ["--hidden", "24", "--pred-period", "1", "--pred-len", "8", "--lr", "1", "--clip", "1"]
+    whole = run_cli(*common, "--epochs", "4")
+    first = run_cli(*common, "--epochs", "2", "--save", str(tmp_path / "ck.npz"))
+    rest = run_cli("--resume", str(tmp_path / "ck.npz"), "--epochs", "4", "--backend", "torch")
+    assert whole.returncode == first.returncode == rest.returncode == 0, rest.stderr
+    assert numbers(first.stdout) + numbers(rest.stdout) == numbers(whole.stdout)
+    refused = run_cli("--resume", str(tmp_path / "ck.npz"), "--epochs", "4", "--lr", "3")
+    assert refused.returncode == 2 and "--lr 3.0 contradicts the checkpoint" in refused.stderr
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path):
+    """A real SIGINT to a real training process, after its second epoch."""
+    common = ["--hidden", "24", "--pred-period", "1", "--pred-len", "4", "--lr", "1", "--clip", "1"]
+    whole = run_cli(*common, "--epochs", "5")
+    path = tmp_path / "ck.npz"
+    process = subprocess.Popen([sys.executable, "-u", "-m", "rnn_core.run", *common, "--epochs",
+                                "100000", "--save", str(path)], cwd=ROOT, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               stdin=subprocess.DEVNULL)
+    lines = []
+    while len([line for line in lines if line.startswith("epoch")]) < 2:
+        line = process.stdout.readline()
+        assert line, process.stderr.read()
+        lines.append(line)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "saved epoch" in out and "Traceback" not in err
+    saved = checkpoint.load(path)
+    assert saved.epoch >= 2
+    rest = run_cli("--resume", str(path), "--epochs", "5")
+    assert rest.returncode == 0, rest.stderr
+    kept = [line for line in numbers("".join(lines) + out) if line.startswith("epoch")]
+    assert numbers(rest.stdout) == numbers(whole.stdout)[3 * saved.epoch:]
+    assert kept[:saved.epoch] == [l for l in numbers(whole.stdout) if l.startswith("epoch")][:saved.epoch]
