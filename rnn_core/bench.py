@@ -22,7 +22,6 @@ import argparse
 import json
 import platform
 import resource
-import subprocess
 import sys
 import time
 
@@ -95,17 +94,6 @@ def child(spec: dict) -> dict:
             "tokens_per_s": tokens / sum(seconds), "s_per_epoch": float(np.median(seconds)),
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "matmul_flops": rates}
-
-
-def run_child(spec: dict, timeout: float) -> dict:
-    command = [sys.executable, "-m", "rnn_core.bench", "--child", json.dumps(spec)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        error = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return {**spec, "error": error}
-    return json.loads(lines[-1])
 
 
 def machine() -> str:
@@ -191,7 +179,7 @@ def main(argv=None) -> int:
                             hidden=args.hidden, batch_size=args.batch_size,
                             num_steps=args.num_steps, epochs=args.epochs, warmup=args.warmup,
                             device=args.device)
-                results.append(run_child(spec, args.timeout))
+                results.append(cli.run_child("rnn_core.bench", spec, args.timeout))
                 r = results[-1]
                 print(f"  {backend} {model_kind} {path}: " + (r["error"] if "error" in r else
                       f"{r['tokens_per_s']:,.0f} tokens/s"), file=sys.stderr, flush=True)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
 
 from rnn_core.errors import RNNCoreError
@@ -46,3 +48,54 @@ def run_main(main, argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:     # the reader went away (`| head`): stop quietly
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def run_child(module: str, spec: dict, timeout: float) -> dict:
+    """Run ``python -m module --child SPEC`` in a fresh process (one framework per process, its
+    own threads and memory) and return the JSON it prints last, or ``{..., "error": ...}``."""
+    command = [sys.executable, "-m", module, "--child", json.dumps(spec)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return {**spec, "error": f"took longer than {timeout:g} s"}
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        error = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {**spec, "error": error}
+    return json.loads(lines[-1])
+
+
+class Progress:
+    """A one-line progress bar on a terminal, rewritten after every epoch and erased before any
+    other line is printed. Where the output is not a terminal it prints nothing."""
+
+    def __init__(self, stream=None, width: int = 30):
+        self.stream = stream or sys.stdout
+        self.active = self.stream.isatty()
+        self.width = width
+        self.shown = False
+
+    def update(self, result, num_epochs: int) -> None:
+        if not self.active:
+            return
+        done = int(self.width * result.epoch / num_epochs)
+        self.stream.write(f"\r[{'#' * done}{'.' * (self.width - done)}] epoch {result.epoch}/"
+                          f"{num_epochs}, perplexity {result.perplexity:.2f}  ")
+        self.stream.flush()
+        self.shown = True
+
+    def print(self, line: str) -> None:
+        if self.shown:
+            self.stream.write("\r\033[K")      # erase the bar, then print the line
+            self.shown = False
+        print(line, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()

@@ -73,6 +73,9 @@ def parser() -> argparse.ArgumentParser:
                         "and on Ctrl-C")
     p.add_argument("--resume", metavar="PATH",
                    help="continue the training a checkpoint recorded, up to --epochs")
+    p.add_argument("--plot", metavar="PATH", help="save the perplexity curve as a PNG")
+    p.add_argument("--quiet", action="store_true",
+                   help="print only the last epoch's lines (and no progress bar)")
     return p
 
 
@@ -136,13 +139,33 @@ def main(argv=None) -> int:
     make_forward(ops, corpus.vocab.vocab_size, config)
     if saved is not None:
         checkpoint.check_compatible(saved, corpus.vocab.idx_to_char, config.num_hiddens)
-    print(f"backend {ops.name} {ops.version} on {ops.device}; corpus {corpus.name}: "
-          f"{len(corpus.chars)} characters, vocab_size {corpus.vocab.vocab_size}; "
-          f"{config.model} model, {config.init} init, {config.sampling} sampling, "
-          f"{config.optimizer} lr {config.lr:g}, grad {config.grad}"
-          + (f"; resuming after epoch {saved.epoch}" if saved else ""), flush=True)
-    train_and_predict_rnn(ops, corpus, config, log=lambda line: print(line, flush=True),
-                          resume=saved, save=args.save)
+    header = (f"backend {ops.name} {ops.version} on {ops.device}; corpus {corpus.name}: "
+              f"{len(corpus.chars)} characters, vocab_size {corpus.vocab.vocab_size}; "
+              f"{config.model} model, {config.init} init, {config.sampling} sampling, "
+              f"{config.optimizer} lr {config.lr:g}, grad {config.grad}"
+              + (f"; resuming after epoch {saved.epoch}" if saved else ""))
+    progress = cli.Progress() if not args.quiet else None
+    lines = []                  # --quiet: only the last block of lines is printed, at the end
+    log = lines.append if args.quiet else progress.print
+    if not args.quiet:
+        log(header)
+    try:
+        _, history = train_and_predict_rnn(
+            ops, corpus, config, log=log, resume=saved, save=args.save,
+            on_epoch=progress.update if progress else None)
+    finally:
+        if progress:
+            progress.close()
+    if args.quiet:
+        last = max((i for i, line in enumerate(lines) if line.startswith("epoch")), default=None)
+        for line in ([] if last is None else lines[last:]) or [
+                f"epoch {history[-1].epoch}, perplexity {history[-1].perplexity:.2f}"]:
+            print(line)
+    if args.plot:
+        from rnn_core.plot import perplexity_plot
+        curve = (list(saved.history) if saved else []) + [r.perplexity for r in history]
+        perplexity_plot({ops.name: curve}, args.plot, f"{config.model} model on {ops.name}")
+        print(f"plot: {args.plot}")
     return 0
 
 

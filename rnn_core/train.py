@@ -175,7 +175,7 @@ def train_epoch(ops: Ops, step: Callable, params, opt_state, config: TrainConfig
 
 def train_and_predict_rnn(ops: Ops, corpus: Corpus, config: TrainConfig,
                           log: Callable[[str], None] = print, params=None, *,
-                          resume=None, save=None):
+                          resume=None, save=None, on_epoch: Callable | None = None):
     """The book's ``train_and_predict_rnn``: trains, and every ``pred_period`` epochs logs
     ``epoch E, perplexity P, time T sec`` and a continuation of each prefix. Returns
     ``(params, history)`` with one :class:`EpochResult` per epoch trained in this call.
@@ -183,7 +183,8 @@ def train_and_predict_rnn(ops: Ops, corpus: Corpus, config: TrainConfig,
     ``resume`` (a :class:`rnn_core.checkpoint.Checkpoint`) continues where it stopped: the same
     weights, optimiser state and sampler state, so the numbers are those of an uninterrupted run.
     ``save`` (a path) writes a checkpoint every ``pred_period`` epochs, at the end, and, on
-    Ctrl-C, the last completed epoch before the interrupt is passed on."""
+    Ctrl-C, the last completed epoch before the interrupt is passed on. ``on_epoch(result,
+    num_epochs)`` is called after every epoch (a progress bar)."""
     from rnn_core import checkpoint
     from rnn_core.predict import predict_rnn
 
@@ -223,6 +224,8 @@ def train_and_predict_rnn(ops: Ops, corpus: Corpus, config: TrainConfig,
             history.append(result)
             perplexities.append(result.perplexity)
             done = (epoch, params, opt_state, rng.getstate())
+            if on_epoch is not None:
+                on_epoch(result, config.num_epochs)
             if config.pred_period and epoch % config.pred_period == 0:
                 log(f"epoch {epoch}, perplexity {result.perplexity:.2f}, "
                     f"time {result.seconds:.2f} sec")

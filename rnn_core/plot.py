@@ -1,0 +1,39 @@
+"""Perplexity curves as a PNG (matplotlib, drawn off-screen). Text in the picture is ASCII only
+(backend names, axis labels), so it renders the same on every machine without a CJK font."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rnn_core.errors import RNNCoreError
+
+
+def perplexity_plot(curves: dict, path, title: str = "") -> Path:
+    """``curves``: ``{label: [perplexity of epoch 1, 2, ...]}`` -> a PNG at ``path``."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as error:
+        raise RNNCoreError("plots need matplotlib: pip install -c constraints.txt -e '.[plot]'"
+                           ) from error
+    from matplotlib.ticker import MaxNLocator
+    figure, axes = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    # Curves that agree lie on top of each other: widths and dashes keep every one visible.
+    styles = [("-", 5.0), ("--", 3.0), (":", 2.5), ("-.", 1.5)]
+    for k, (label, values) in enumerate(curves.items()):
+        style, width = styles[k % len(styles)] if len(curves) > 1 else ("-", 2.0)
+        axes.plot(range(1, len(values) + 1), values, style, label=label, linewidth=width,
+                  alpha=0.85)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_yscale("log")
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("perplexity (log scale)")
+    axes.set_title(title.encode("ascii", "replace").decode())   # no CJK font needed
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+    return path

@@ -1,0 +1,102 @@
+"""The learner's tools: generate, compare, plots, the progress bar and --quiet."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL = ["--hidden", "24", "--lr", "1", "--clip", "1"]
+
+
+def run(module, *args, timeout=900):
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def is_png(path):
+    with open(path, "rb") as f:
+        return f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ck") / "model.npz"
+    result = run("rnn_core.run", *SMALL, "--epochs", "3", "--quiet", "--save", str(path))
+    assert result.returncode == 0, result.stderr
+    return path
+
+
+def test_generate_gives_the_same_text_on_every_backend(trained, backend_name):
+    result = run("rnn_core.generate", "--checkpoint", str(trained), "--backend", backend_name,
+                 "--prefix", "分开", "不分开", "--num-chars", "12")
+    assert result.returncode == 0, result.stderr
+    reference = run("rnn_core.generate", "--checkpoint", str(trained), "--prefix", "分开",
+                    "不分开", "--num-chars", "12")
+    assert result.stdout == reference.stdout
+    first, second = result.stdout.splitlines()
+    assert first.startswith("分开") and len(first) == 14 and second.startswith("不分开")
+
+
+def test_generate_samples_reproducibly_with_a_seed(trained):
+    args = ["--checkpoint", str(trained), "--temperature", "1.0", "--top-k", "20", "--num-chars",
+            "30"]
+    a, b = run("rnn_core.generate", *args, "--seed", "1"), run("rnn_core.generate", *args, "--seed", "1")
+    c = run("rnn_core.generate", *args, "--seed", "2")
+    assert a.returncode == 0 and a.stdout == b.stdout != c.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--prefix", "QQ"], "'Q'"),
+    (["--temperature", "-1"], "--temperature must be 0"),
+    (["--num-chars", "0"], "must be a positive integer"),
+])
+def test_generate_refuses_bad_input_clearly(trained, args, message):
+    result = run("rnn_core.generate", "--checkpoint", str(trained), *args)
+    assert result.returncode == 2 and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_compare_prints_the_table_and_draws_the_curves(tmp_path):
+    png, out = tmp_path / "curves.png", tmp_path / "compare.json"
+    result = run("rnn_core.compare", "--backends", "numpy", "torch", "tf", "mxnet", "--epochs",
+                 "3", *SMALL, "--plot", str(png), "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "| backend | final perplexity | largest loss difference from numpy |" in result.stdout
+    summary = json.loads(out.read_text())
+    curves = {r["backend"]: r["perplexity"] for r in summary["results"]}
+    assert set(curves) == {"numpy", "torch", "tf", "mxnet"}
+    for name, curve in curves.items():
+        assert len(curve) == 3
+        assert curve == pytest.approx(curves["numpy"], rel=1e-3), name
+    assert is_png(png)
+
+
+def test_run_plot_and_quiet(tmp_path):
+    png = tmp_path / "run.png"
+    result = run("rnn_core.run", *SMALL, "--epochs", "4", "--pred-period", "2", "--quiet",
+                 "--plot", str(png))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("epoch 4, perplexity") and len(lines) == 4   # + 2 texts + plot
+    assert is_png(png)
+
+
+def test_progress_bar_only_on_a_terminal():
+    from rnn_core.cli import Progress
+    from rnn_core.train import EpochResult
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+    plain, terminal = io.StringIO(), Terminal()
+    for stream in (plain, terminal):
+        bar = Progress(stream)
+        bar.update(EpochResult(1, 300.0, 0.1, 100, None), 4)
+        bar.print("epoch 1, perplexity 300.00, time 0.10 sec")
+        bar.close()
+    assert plain.getvalue() == "epoch 1, perplexity 300.00, time 0.10 sec\n"
+    assert "[#######" in terminal.getvalue() and "epoch 1/4" in terminal.getvalue()
+    assert terminal.getvalue().endswith("epoch 1, perplexity 300.00, time 0.10 sec\n")
