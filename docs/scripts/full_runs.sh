@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Makes the logs in docs/logs: the full runs of docs/training.md, one after another.
+# Makes the logs in docs/logs: the full runs of docs/results.md, one after another.
 #   RNN_CORE_DATA=../shared/data bash docs/scripts/full_runs.sh
-# The Jay Chou logs keep the prefixes but not the generated lyrics (see docs/training.md).
+# The Jay Chou logs keep the prefixes but not the generated lyrics (see docs/results.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
@@ -9,7 +9,7 @@ log() {   # log NAME ARGS...: run python -m rnn_core.run ARGS, write docs/logs/N
   local name=$1; shift
   { echo "\$ python -m rnn_core.run $*"; "$PY" -m rnn_core.run "$@" 2>/dev/null; } > "docs/logs/$name.tmp"
   if [[ $name == jaychou-* ]]; then
-    sed -E -i 's/^ - (不分开|分开).*$/ - \1… (generated characters not kept: see docs\/training.md)/' "docs/logs/$name.tmp"
+    sed -E -i 's/^ - (不分开|分开).*$/ - \1… (generated characters not kept: see docs\/results.md)/' "docs/logs/$name.tmp"
   fi
   mv "docs/logs/$name.tmp" "docs/logs/$name.log"
 }
