@@ -31,6 +31,7 @@ import sys
 import tempfile
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -221,7 +222,10 @@ def _read_zip_member(path: Path) -> bytes:
                     f"{': ' + ', '.join(members) if members else ''}; unzip the one you want and "
                     "give its path")
             return archive.read(wanted[0])
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as error:
+    except CorpusError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, zlib.error,
+            NotImplementedError, ValueError) as error:   # damaged data, unknown compression
         raise CorpusError(f"{path} is not a readable zip archive ({error}); download it again "
                           "or give the text file itself") from error
 

@@ -134,6 +134,9 @@ def main(argv=None) -> int:
             f"{saved.epoch} to train further")
     ops = get_backend(args.backend, args.device)
     for prefix in config.prefixes:      # fail before training, not after it
+        if not prefix:
+            raise ValueError("--prefixes: a prefix is empty; give at least one character to "
+                             "start from, for example --prefixes 分开")
         corpus.vocab.encode(prefix)
     resolve_grad(ops, config)
     make_forward(ops, corpus.vocab.vocab_size, config)

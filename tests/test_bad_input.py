@@ -1,0 +1,124 @@
+"""Bad input: one clear line that names the value and the fix, exit status 2, no traceback,
+and nothing lost."""
+import os
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+from rnn_core import checkpoint, get_backend, model, train
+from rnn_core.data import load_corpus
+from rnn_core.errors import TrainingDiverged
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "rnn_core.run", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=300, stdin=subprocess.DEVNULL)
+
+
+def make_zip(path, members):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members:
+            archive.writestr(name, content)
+
+
+BAD_FILES = {
+    "empty.txt": lambda p: p.write_bytes(b""),
+    "short.txt": lambda p: p.write_text("分开 不分开 " * 10, encoding="utf-8"),
+    "latin1.txt": lambda p: p.write_bytes("café ".encode("latin-1") * 500),
+    "none.zip": lambda p: make_zip(p, []),
+    "two.zip": lambda p: make_zip(p, [("a.txt", "x"), ("b.txt", "y")]),
+    "corrupt.zip": lambda p: p.write_bytes(b"PK\x03\x04" + b"\x00" * 40),
+}
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--prefixes", "分开", "xyz"], "'xyz' has characters the vocabulary has never seen: 'x', 'y', 'z'"),
+    (["--prefixes", ""], "--prefixes: a prefix is empty"),
+    (["--pred-len", "0"], "--pred-len: must be a positive integer, got '0'"),
+    (["--pred-len", "-3"], "--pred-len: must be a positive integer, got '-3'"),
+    (["--epochs", "0"], "--epochs: must be a positive integer, got '0'"),
+    (["--epochs", "-1"], "--epochs: must be a positive integer, got '-1'"),
+    (["--batch-size", "0"], "--batch-size: must be a positive integer, got '0'"),
+    (["--num-steps", "-5"], "--num-steps: must be a positive integer, got '-5'"),
+    (["--hidden", "0"], "--hidden: must be a positive integer, got '0'"),
+    (["--hidden", "many"], "--hidden: must be an integer, got 'many'"),
+    (["--lr", "0"], "--lr: must be a positive number, got '0'"),
+    (["--lr", "-0.1"], "--lr: must be a positive number, got '-0.1'"),
+    (["--clip", "nan"], "--clip: must be a positive number, got 'nan'"),
+    (["--backend", "caffe"], "unknown backend 'caffe': choose one of numpy, torch, tf, mxnet"),
+    (["--backend", "numpy", "--device", "gpu"], "the numpy backend runs on the CPU only"),
+    (["--backend", "numpy", "--model", "concise"], "NumPy has no RNN layer"),
+    (["--backend", "numpy", "--grad", "autograd"], "the numpy backend has no autograd"),
+    (["--corpus", "missing.txt"], "corpus file 'missing.txt' does not exist"),
+    (["--resume", "missing.npz"], "checkpoint 'missing.npz' does not exist"),
+])
+def test_a_bad_option_is_one_clear_line(args, message):
+    result = run("--epochs", "1", *args)
+    assert result.returncode == 2, result.stdout
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name,message", [
+    ("empty.txt", "has no text"),
+    ("short.txt", "too short for one batch of random sampling with batch_size=32, num_steps=35"),
+    ("latin1.txt", "is not UTF-8 text"),
+    ("none.zip", "must hold exactly one text file, it holds 0"),
+    ("two.zip", "must hold exactly one text file, it holds 2: a.txt, b.txt"),
+    ("corrupt.zip", "is not a readable zip archive"),
+])
+def test_a_bad_corpus_file_is_one_clear_line(tmp_path, name, message):
+    BAD_FILES[name](tmp_path / name)
+    result = run("--epochs", "1", "--corpus", str(tmp_path / name))
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_damaged_checkpoint_is_one_clear_line(tmp_path):
+    good = tmp_path / "good.npz"
+    assert run("--epochs", "1", "--hidden", "16", "--save", str(good)).returncode == 0
+    (tmp_path / "cut.npz").write_bytes(good.read_bytes()[:500])
+    result = run("--resume", str(tmp_path / "cut.npz"), "--epochs", "2")
+    assert result.returncode == 2 and "not a readable rnn-core checkpoint" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_checkpoint_whose_weights_do_not_fit_its_vocabulary_is_refused(tmp_path):
+    ops = get_backend("numpy")
+    corpus = load_corpus()
+    path = tmp_path / "ck.npz"
+    train.train_and_predict_rnn(ops, corpus, train.TrainConfig(num_hiddens=16, num_epochs=1,
+                                pred_period=0), log=lambda _: None, save=path)
+    saved = checkpoint.load(path)
+    saved.params = saved.params._replace(W_xh=saved.params.W_xh[:-1])   # one row short
+    checkpoint.save(path, saved)
+    with pytest.raises(checkpoint.CheckpointError, match="shapes"):
+        checkpoint.load(path)
+
+
+def test_a_loss_that_becomes_nan_keeps_the_last_good_checkpoint(tmp_path):
+    ops = get_backend("numpy")
+    corpus = load_corpus()
+    path = tmp_path / "ck.npz"
+    config = train.TrainConfig(num_hiddens=16, num_epochs=2, pred_period=1, lr=1, clipping_theta=1)
+    train.train_and_predict_rnn(ops, corpus, config, log=lambda _: None, save=path)
+    good = path.read_bytes()
+    saved = checkpoint.load(path)
+    poisoned = saved.params._replace(b_q=np.full_like(saved.params.b_q, np.inf))
+    config.num_epochs = 4
+    with pytest.raises(TrainingDiverged, match=r"at epoch 1, batch 1"):
+        train.train_and_predict_rnn(ops, corpus, config, log=lambda _: None, save=path,
+                                    params=model.params_to_backend(ops, poisoned))
+    assert path.read_bytes() == good
+
+
+def test_nan_through_the_command_line_is_one_clear_line():
+    result = run("--epochs", "3", "--hidden", "16", "--lr", "1e38", "--clip", "1e38")
+    assert result.returncode == 2, result.stdout
+    assert "the loss became" in result.stderr and "lower --lr" in result.stderr
+    assert "Traceback" not in result.stderr
