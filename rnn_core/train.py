@@ -144,12 +144,15 @@ class EpochResult:
 
 
 def train_epoch(ops: Ops, step: Callable, params, opt_state, config: TrainConfig, corpus_indices,
-                rng: random.Random, epoch: int):
-    """One pass over the corpus: returns ``(params, opt_state, EpochResult)``."""
+                rng: random.Random, epoch: int, max_batches: int | None = None):
+    """One pass over the corpus (or its first ``max_batches`` batches): returns
+    ``(params, opt_state, EpochResult)``."""
     start = time.perf_counter()
     losses = []                      # scalar tensors; read back once, at the end of the epoch
     state = None
     for X, Y in data_iter(config, corpus_indices, rng):
+        if max_batches is not None and len(losses) == max_batches:
+            break
         if config.sampling == "random" or state is None:
             state = model.init_rnn_state(ops, config.batch_size, config.num_hiddens)
         else:
@@ -171,6 +174,24 @@ def train_epoch(ops: Ops, step: Callable, params, opt_state, config: TrainConfig
     tokens = batch_losses.size * config.batch_size * config.num_steps
     return params, opt_state, EpochResult(epoch, perplexity(mean_loss),
                                           time.perf_counter() - start, tokens, batch_losses)
+
+
+def first_losses(ops: Ops, corpus: Corpus, config: TrainConfig, num_batches: int, params=None):
+    """The losses of the first ``num_batches`` optimiser steps (over as many epochs as that
+    takes) from the configured initial weights, or ``params``; and the weights after them."""
+    V = corpus.vocab.vocab_size
+    if params is None:
+        params = model.get_params(ops, V, config.num_hiddens, config.seed, config.init)
+    step = make_train_step(ops, V, config)
+    opt_state = init_optimizer_state(ops, config, params)
+    rng, losses, epoch = random.Random(config.seed), [], 0
+    while len(losses) < num_batches:
+        epoch += 1
+        params, opt_state, result = train_epoch(ops, step, params, opt_state, config,
+                                                corpus.corpus_indices, rng, epoch,
+                                                max_batches=num_batches - len(losses))
+        losses.extend(result.batch_losses)
+    return np.array(losses), params
 
 
 def train_and_predict_rnn(ops: Ops, corpus: Corpus, config: TrainConfig,

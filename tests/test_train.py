@@ -18,26 +18,11 @@ def corpus():
 def first_losses(ops, corpus, config, num_batches=20):
     """Losses of the first SGD steps (book settings unless ``config`` says otherwise), and the
     greedy generations after them."""
-    V = corpus.vocab.vocab_size
-    params = model.get_params(ops, V, config.num_hiddens, config.seed, config.init)
-    step = train.make_train_step(ops, V, config)
-    opt_state = train.init_optimizer_state(ops, config, params)
-    rng, losses, state = random.Random(config.seed), [], None
-    while len(losses) < num_batches:
-        for X, Y in train.data_iter(config, corpus.corpus_indices, rng):
-            if config.sampling == "random" or state is None:
-                state = model.init_rnn_state(ops, config.batch_size, config.num_hiddens)
-            params, opt_state, state, loss = step(params, opt_state, state, ops.asarray(X),
-                                                  ops.asarray(Y))
-            state = tuple(ops.stop_gradient(s) for s in state)
-            losses.append(float(ops.to_numpy(loss).reshape(())))
-            if len(losses) == num_batches:
-                break
-        state = None
-    forward = train.make_forward(ops, V, config)
+    losses, params = train.first_losses(ops, corpus, config, num_batches)
+    forward = train.make_forward(ops, corpus.vocab.vocab_size, config)
     texts = [predict_rnn(ops, prefix, 20, params, corpus.vocab, forward=forward)
              for prefix in config.prefixes]
-    return np.array(losses), texts
+    return losses, texts
 
 
 @pytest.mark.parametrize("sampling", ["random", "consecutive"])

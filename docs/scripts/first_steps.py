@@ -5,7 +5,6 @@
 Prints, per seed and sampling, the largest relative difference of each backend's (and gradient
 method's) 20 losses from the NumPy reference, and the same for the NumPy run itself restarted from
 weights changed by 1e-7 relative: the trajectory's own sensitivity to float32 rounding."""
-import random
 import sys
 
 import numpy as np
@@ -15,26 +14,11 @@ from rnn_core.data import load_corpus
 
 
 def losses(ops, corpus, config, noise=0.0, num_batches=20):
-    V = corpus.vocab.vocab_size
-    start = model.init_params(V, config.num_hiddens, config.seed)
+    start = model.init_params(corpus.vocab.vocab_size, config.num_hiddens, config.seed)
     jitter = np.random.default_rng(99)
     start = [(p * (1 + noise * jitter.standard_normal(p.shape))).astype(np.float32) for p in start]
-    params = model.params_to_backend(ops, start)
-    step = train.make_train_step(ops, V, config)
-    opt_state = train.init_optimizer_state(ops, config, params)
-    rng, out, state = random.Random(config.seed), [], None
-    while len(out) < num_batches:
-        for X, Y in train.data_iter(config, corpus.corpus_indices, rng):
-            if config.sampling == "random" or state is None:
-                state = model.init_rnn_state(ops, config.batch_size, config.num_hiddens)
-            params, opt_state, state, loss = step(params, opt_state, state, ops.asarray(X),
-                                                  ops.asarray(Y))
-            state = tuple(ops.stop_gradient(s) for s in state)
-            out.append(float(ops.to_numpy(loss).reshape(())))
-            if len(out) == num_batches:
-                break
-        state = None
-    return np.array(out)
+    return train.first_losses(ops, corpus, config, num_batches,
+                              params=model.params_to_backend(ops, start))[0]
 
 
 def main():
