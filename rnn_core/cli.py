@@ -40,6 +40,8 @@ def _number(text, kind):
 
 def run_main(main, argv=None) -> int:
     """Call ``main(argv)``; a user error prints ``error: ...`` (no traceback) and returns 2."""
+    import numpy as np
+    np.seterr(over="ignore", invalid="ignore")   # a diverging loss is reported by the trainer
     try:
         return main(argv) or 0
     except (RNNCoreError, ValueError) as error:
