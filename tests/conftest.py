@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from rnn_core import get_backend
+from rnn_core import get_backend, model
 from rnn_core.backend import BACKEND_NAMES
 
 # Where tests run: the CPU unless RNN_CORE_TEST_DEVICE says otherwise (auto or gpu on a GPU machine).
@@ -52,6 +52,22 @@ def all_ops(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+# A small model problem shared by the model, concise and checkpoint tests.
+VOCAB, HIDDEN, BATCH, STEPS = 23, 16, 4, 6
+
+
+@pytest.fixture
+def problem(rng):
+    """Small weights of the canonical layout (larger than the book's 0.01, so the tanh and the
+    recurrence really matter), a batch, and its labels."""
+    params = model.RNNParams(*(rng.normal(scale=0.3, size=p.shape).astype(np.float32)
+                               for p in model.init_params(VOCAB, HIDDEN, seed=0)))
+    X = rng.integers(0, VOCAB, size=(BATCH, STEPS))
+    Y = rng.integers(0, VOCAB, size=(BATCH, STEPS))
+    H0 = rng.normal(scale=0.5, size=(BATCH, HIDDEN)).astype(np.float32)
+    return params, X, Y, H0
 
 
 def book_corpus_available(name):

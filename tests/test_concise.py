@@ -7,7 +7,8 @@ from rnn_core.data import load_corpus
 from rnn_core.errors import RNNCoreError
 from rnn_core.optim import Adam
 
-from test_model import BATCH, HIDDEN, STEPS, VOCAB, on, problem, reference_forward  # noqa: F401
+from conftest import BATCH, HIDDEN, STEPS, VOCAB
+from test_model import on, reference_forward
 from test_train import first_losses
 
 

@@ -9,19 +9,7 @@ from backends.numpy import NumpyOps
 from rnn_core import bptt, model, train
 from rnn_core.identity import concatenated_matmul_identity
 
-VOCAB, HIDDEN, BATCH, STEPS = 23, 16, 4, 6
-
-
-@pytest.fixture
-def problem(rng):
-    """Small weights of the canonical layout (larger than the book's 0.01, so the tanh and the
-    recurrence really matter), a batch, and its labels."""
-    params = model.RNNParams(*(rng.normal(scale=0.3, size=p.shape).astype(np.float32)
-                               for p in model.init_params(VOCAB, HIDDEN, seed=0)))
-    X = rng.integers(0, VOCAB, size=(BATCH, STEPS))
-    Y = rng.integers(0, VOCAB, size=(BATCH, STEPS))
-    H0 = rng.normal(scale=0.5, size=(BATCH, HIDDEN)).astype(np.float32)
-    return params, X, Y, H0
+from conftest import BATCH, HIDDEN, STEPS, VOCAB  # noqa: F401  (the `problem` fixture's sizes)
 
 
 def on(ops, params, X, Y, H0):
