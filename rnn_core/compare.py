@@ -75,12 +75,12 @@ def main(argv=None) -> int:
     if args.child:
         print(json.dumps(child(json.loads(args.child))), flush=True)
         return 0
-    config = {"model": args.model, "optimizer": args.optimizer, "num_epochs": args.epochs,
-              "num_hiddens": args.hidden, "clipping_theta": args.clip, "seed": args.seed,
-              "pred_period": 0,
-              "lr": args.lr or {"sgd": 1e2, "adam": 1e-3}[args.optimizer],
-              "sampling": args.sampling or ("random" if args.model == "scratch" else "consecutive"),
-              "init": "uniform" if (args.model, args.optimizer) == ("concise", "adam") else "normal"}
+    from rnn_core.train import book_defaults
+    given = {"lr": args.lr, "sampling": args.sampling}
+    config = {**book_defaults(args.model, args.optimizer),
+              **{k: v for k, v in given.items() if v is not None},
+              "num_epochs": args.epochs, "num_hiddens": args.hidden, "clipping_theta": args.clip,
+              "seed": args.seed, "pred_period": 0}
     results = []
     for backend in dict.fromkeys(canonical_name(b) for b in args.backends):
         spec = {"backend": backend, "device": args.device, "corpus": args.corpus,

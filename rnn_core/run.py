@@ -17,7 +17,8 @@ import sys
 from rnn_core import checkpoint, cli
 from rnn_core.backend import BACKEND_NAMES, DEVICES, get_backend
 from rnn_core.data import DEFAULT_MAX_CHARS, NAMED_CORPORA, load_corpus
-from rnn_core.train import TrainConfig, make_forward, resolve_grad, train_and_predict_rnn
+from rnn_core.train import (TrainConfig, book_defaults, make_forward, resolve_grad,
+                             train_and_predict_rnn)
 
 # Options that define the model and its training: from the book (or the checkpoint) unless given.
 HYPERPARAMETERS = {"hidden": "num_hiddens", "num_steps": "num_steps", "batch_size": "batch_size",
@@ -81,15 +82,9 @@ def parser() -> argparse.ArgumentParser:
 
 def book_config(args) -> TrainConfig:
     """The book's settings, with the options the user gave."""
-    book = TrainConfig()
-    model = args.model or "scratch"
-    optimizer = args.optimizer or "sgd"
     given = {field: getattr(args, option) for option, field in HYPERPARAMETERS.items()
              if getattr(args, option) is not None}
-    defaults = {"model": model, "optimizer": optimizer,
-                "lr": {"sgd": book.lr, "adam": 1e-3}[optimizer],
-                "sampling": "random" if model == "scratch" else "consecutive",
-                "init": "uniform" if (model, optimizer) == ("concise", "adam") else "normal"}
+    defaults = book_defaults(args.model or "scratch", args.optimizer or "sgd")
     return TrainConfig(**{**defaults, **given})
 
 

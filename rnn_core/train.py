@@ -51,6 +51,16 @@ class TrainConfig:
     init: str = "normal"             # 'normal' (scratch chapter) or 'uniform' (PyTorch's default)
 
 
+def book_defaults(model: str = "scratch", optimizer: str = "sgd") -> dict:
+    """The settings of the book's run for this model and optimiser: the scratch chapter (SGD,
+    lr 100, random sampling), the Gluon concise run (SGD, lr 100, consecutive) or the PyTorch
+    concise run (Adam, lr 0.001, consecutive, PyTorch's default initialisation)."""
+    return {"model": model, "optimizer": optimizer,
+            "lr": {"sgd": 1e2, "adam": 1e-3}[optimizer],
+            "sampling": "random" if model == "scratch" else "consecutive",
+            "init": "uniform" if (model, optimizer) == ("concise", "adam") else "normal"}
+
+
 def grad_clipping(ops: Ops, grads: Sequence, theta: float) -> list:
     """The book's ``grad_clipping``: if ``‖g‖ = sqrt(Σ_p Σ g_p²) > θ``, scale every gradient by
     ``θ / ‖g‖``. Written as ``g * θ / max(‖g‖, θ)``, which is the same and never reads the norm

@@ -8,7 +8,7 @@ float32 rounding causes between machines and libraries (docs/cross-backend.md)."
 import pytest
 
 from rnn_core.data import load_corpus
-from rnn_core.train import TrainConfig, train_and_predict_rnn
+from rnn_core.train import TrainConfig, book_defaults, train_and_predict_rnn
 
 from conftest import require_book_corpus
 
@@ -36,10 +36,7 @@ CONCISE_BOUND_AT_EPOCH_100 = {"adam": 7.0, "sgd": 8.5}
 def test_jaychou_concise_perplexity_falls_below_the_full_runs_bound(autograd_ops, optimizer):
     require_book_corpus("jaychou")
     corpus = load_corpus("jaychou")
-    config = TrainConfig(model="concise", optimizer=optimizer, sampling="consecutive",
-                         lr={"adam": 1e-3, "sgd": 1e2}[optimizer],
-                         init={"adam": "uniform", "sgd": "normal"}[optimizer],
-                         num_epochs=100, pred_period=0)
+    config = TrainConfig(**book_defaults("concise", optimizer), num_epochs=100, pred_period=0)
     _, history = train_and_predict_rnn(autograd_ops, corpus, config)
     perplexities = [epoch.perplexity for epoch in history]
     assert perplexities[-1] <= CONCISE_BOUND_AT_EPOCH_100[optimizer], perplexities[::10]

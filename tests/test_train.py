@@ -148,3 +148,12 @@ def test_a_prefix_with_unseen_characters_is_refused_with_them_listed(ops, corpus
         predict_rnn(ops, "分Q开Z", 5, params, corpus.vocab)
     with pytest.raises(ValueError, match="prefix is empty"):
         predict_rnn(ops, "", 5, params, corpus.vocab)
+
+
+def test_book_defaults_name_the_books_three_runs():
+    assert train.book_defaults() == {"model": "scratch", "optimizer": "sgd", "lr": 100.0,
+                                     "sampling": "random", "init": "normal"}
+    assert train.book_defaults("concise", "sgd")["sampling"] == "consecutive"
+    assert train.book_defaults("concise", "adam") == {
+        "model": "concise", "optimizer": "adam", "lr": 1e-3, "sampling": "consecutive",
+        "init": "uniform"}
