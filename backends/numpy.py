@@ -4,6 +4,7 @@ NumPy has no autograd, so :meth:`value_and_grad` raises; the core trains NumPy w
 hand-written backpropagation through time (``rnn_core/bptt.py``)."""
 import numpy as np
 
+from backends._allocator import keep_freed_buffers
 from rnn_core.errors import DeviceUnavailable
 
 
@@ -109,5 +110,10 @@ class NumpyOps:
             "NumPy has no RNN layer: the concise model needs torch, tf or mxnet; "
             "on numpy, use --model scratch")
 
+    def graph(self, fn):
+        return fn
+
     def compile(self, fn):
+        # Nothing to compile in NumPy; the step's large buffers are kept for reuse instead.
+        keep_freed_buffers()
         return fn

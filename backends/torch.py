@@ -2,6 +2,7 @@
 import numpy as np
 import torch
 
+from backends._allocator import keep_freed_buffers
 from rnn_core.errors import DeviceUnavailable
 
 
@@ -108,7 +109,12 @@ class TorchOps:
     def rnn_layer(self, input_size, num_hiddens, vocab_size):
         return TorchRNNLayer(input_size, num_hiddens, vocab_size, self._device)
 
+    def graph(self, fn):
+        return fn
+
     def compile(self, fn):
+        # Nothing to compile in PyTorch; the step's large buffers are kept for reuse instead.
+        keep_freed_buffers()
         return fn
 
 

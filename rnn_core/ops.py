@@ -139,7 +139,17 @@ class Ops(Protocol):
     def compile(self, fn: Callable) -> Callable:
         """``fn`` compiled by the framework where that pays off (``tf.function``), else ``fn``.
 
-        ``fn`` must be a pure tensor function: tensors in, tensors out, no reads to Python.
+        ``fn`` must be a pure tensor function: tensors in, tensors out, no reads to Python. It
+        may call :meth:`value_and_grad` (a whole training step).
+        """
+
+    def graph(self, fn: Callable) -> Callable:
+        """``fn`` as one graph that :meth:`value_and_grad` differentiates as a whole, where the
+        framework needs that to run fast (MXNet: a ``CachedOp``, what Gluon's ``hybridize``
+        builds, traced once per input shapes), else ``fn``.
+
+        ``fn`` must be a pure tensor function of nested tuples of tensors, with no autograd inside
+        and no Python control flow on tensor values; it may read shapes.
         """
 
 

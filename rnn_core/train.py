@@ -117,6 +117,9 @@ def make_train_step(ops: Ops, vocab_size: int, config: TrainConfig) -> Callable:
         O, state = forward(X, state, params)
         return model.cross_entropy(ops, O, model.labels(ops, Y)), state
 
+    if not config.book_path:     # the fast path differentiates the loss as one graph (MXNet)
+        loss = ops.graph(loss)
+
     def step(params, opt_state, state, X, Y):
         if grad == "bptt":
             (l, state), grads = bptt.loss_and_grad_bptt(

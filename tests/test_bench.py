@@ -39,4 +39,13 @@ def test_bench_prints_a_table_and_writes_json(tmp_path):
                          ("torch", "concise", "book"), ("torch", "concise", "fast")}
     for row in rows.values():
         assert row["tokens_per_s"] > 0 and row["peak_rss_mib"] > 0 and 0 < row["share_of_bound"]
+        assert 0 < row["share_of_own_bound"]
     assert rows[("torch", "scratch", "fast")]["speedup_over_book"] > 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux's")
+def test_the_fast_path_keeps_freed_buffers_on_linux():
+    """NumPy's and PyTorch's compile() ask glibc to keep large freed buffers (their fast path's
+    speed-up is measured in docs/benchmarks.md); done once, it reports that it took effect."""
+    from backends._allocator import keep_freed_buffers
+    assert keep_freed_buffers() and keep_freed_buffers()

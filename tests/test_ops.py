@@ -172,6 +172,56 @@ def test_compile_gives_the_same_numbers(ops, rng):
     close(ops, ops.compile(fn)(A), ops.to_numpy(fn(A)))
 
 
+def _graph_problem(ops, rng, steps=5):
+    """A function shaped like the training loss: a named tuple of weights, a state tuple and
+    integer inputs in; a scalar and a tuple out. It reads shapes, broadcasts a bias, splits steps,
+    mixes in Python numbers and captures an array from outside."""
+    from rnn_core.model import RNNParams
+    params = RNNParams(*(ops.asarray(rng.normal(scale=0.3, size=shape).astype(np.float32))
+                         for shape in ((7, 4), (4, 4), (4,), (4, 7), (7,))))
+    X = ops.asarray(rng.integers(0, 7, size=(3, steps)))
+    state = (ops.asarray(rng.normal(size=(3, 4)).astype(np.float32)),)
+    outside = ops.asarray(np.full((4,), 0.5, np.float32))
+
+    def fn(params, state, X):
+        H, = state
+        Hs = []
+        for XW_t in ops.unstack(ops.take(params.W_xh, ops.matrix_transpose(X)) + params.b_h):
+            H = ops.tanh(XW_t + ops.matmul(H, params.W_hh) * outside)
+            Hs.append(H)
+        O = ops.linear(ops.concat(Hs, axis=0), params.W_hq, params.b_q)      # (steps*3, 7)
+        labels = ops.reshape(ops.matrix_transpose(X), (-1, 1))
+        picked = ops.take_along_axis(ops.log_softmax(O, axis=1), labels, axis=1)
+        return -ops.sum(picked) / O.shape[0] + 0.1 * ops.sum(1.0 - H * H), (H,)
+
+    return fn, params, state, X
+
+
+def test_graph_gives_the_same_values_and_gradients(autograd_ops, rng):
+    ops = autograd_ops
+    fn, params, state, X = _graph_problem(ops, rng)
+    graph = ops.graph(fn)
+    for _ in range(2):                     # the second call reuses what the first one built
+        (l, (H,)), grads = ops.value_and_grad(lambda ps: fn(type(params)(*ps), state, X), params)
+        (gl, (gH,)), ggrads = ops.value_and_grad(lambda ps: graph(type(params)(*ps), state, X),
+                                                 params)
+        close(ops, gl, ops.to_numpy(l).reshape(()))
+        close(ops, gH, ops.to_numpy(H))
+        for g, expected in zip(ggrads, grads):
+            close(ops, g, ops.to_numpy(expected))
+        params = type(params)(*(p - 0.1 * g for p, g in zip(params, grads)))
+    # Other shapes: traced again, not run on the graph built for the first ones.
+    X2 = ops.asarray(rng.integers(0, 7, size=(3, 2)))
+    close(ops, graph(params, state, X2)[0], ops.to_numpy(fn(params, state, X2)[0]).reshape(()))
+
+
+def test_graph_without_autograd_gives_the_same_numbers(ops, rng):
+    fn, params, state, X = _graph_problem(ops, rng)
+    (l, (H,)), (gl, (gH,)) = fn(params, state, X), ops.graph(fn)(params, state, X)
+    close(ops, gl, ops.to_numpy(l).reshape(()))
+    close(ops, gH, ops.to_numpy(H))
+
+
 def test_segment_sum_adds_rows_by_id(ops, rng):
     data = rng.normal(size=(9, 4)).astype(np.float32)
     ids = np.array([3, 0, 3, 5, 0, 3, 1, 5, 5])
