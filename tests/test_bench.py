@@ -20,6 +20,7 @@ def test_bound_is_the_flop_model_over_the_two_rates():
 
 def test_matmul_rate_is_positive(ops):
     assert bench.matmul_rate(ops, 8, 16, seconds=0.05) > 0
+    assert bench.matmul_rate(ops, 8, 16, seconds=0.05, linear=True) > 0
 
 
 def test_bench_prints_a_table_and_writes_json(tmp_path):
