@@ -240,10 +240,10 @@ class _Traced:
         return _Traced(with_array(b, a) if reverse else with_array(a, b), self.trace)
 
     def __add__(self, o):
-        return self._binary(o, mx.sym.broadcast_add, lambda s, c: s + c)
+        return self._binary(o, _add, lambda s, c: s + c)
 
     def __radd__(self, o):
-        return self._binary(o, mx.sym.broadcast_add, lambda s, c: c + s, reverse=True)
+        return self._binary(o, _add, lambda s, c: c + s, reverse=True)
 
     def __sub__(self, o):
         return self._binary(o, mx.sym.broadcast_sub, lambda s, c: s - c)
@@ -265,6 +265,19 @@ class _Traced:
 
     def __neg__(self):
         return _Traced(-self.sym, self.trace)
+
+
+def _add(a, b):
+    """``a + b``, broadcasting. A bias ``b (n,)`` added to every row of ``a (..., n)`` is added as
+    ``ones · b``: the gradient of ``b`` is then a BLAS product with ones (a GEMV), where MXNet
+    1.9's gradient of ``broadcast_add`` reduces at about 0.2 G elements/s (2.8 ms a step for
+    ``b_h`` at the Jay Chou settings)."""
+    (shape_a,), (shape_b,) = a.infer_shape_partial()[1], b.infer_shape_partial()[1]
+    if len(shape_b) == 1 and len(shape_a) > 1 and shape_a[-1] == shape_b[0]:
+        rows = int(np.prod(shape_a[:-1]))
+        spread = mx.sym.dot(mx.sym.ones((rows, 1)), mx.sym.reshape(b, (1, -1)))  # (rows, n)
+        return a + mx.sym.reshape(spread, shape_a)
+    return mx.sym.broadcast_add(a, b)
 
 
 class _SymbolNamespace:
