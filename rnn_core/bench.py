@@ -17,7 +17,9 @@ bound follows (docs/benchmarks.md derives it):
 "of bound" uses the machine's rates; "of own bound" the rates of the row's own framework, which
 says how close a path comes to what that framework's matrix product allows.
 
-``--json PATH`` writes the same figures for tools. Figures are only comparable within one run.
+Every measurement runs ``--repeats`` times (3), in rotation over the rows, and the table shows
+the median run. ``--json PATH`` writes the same figures for tools, every run's tokens/s included.
+Figures are only comparable within one invocation.
 """
 from __future__ import annotations
 
@@ -106,6 +108,21 @@ def child(spec: dict) -> dict:
             "matmul_flops": rates}
 
 
+def median_run(runs: list) -> dict:
+    """One row from repeated runs of one measurement: the run of median tokens/s, with every
+    run's tokens/s kept, the largest peak memory, and the best matrix-product rates seen."""
+    good = [r for r in runs if "error" not in r]
+    if not good:
+        return runs[0]
+    good.sort(key=lambda r: r["tokens_per_s"])
+    row = dict(good[(len(good) - 1) // 2])
+    row["runs_tokens_per_s"] = [r["tokens_per_s"] for r in runs if "error" not in r]
+    row["peak_rss_mib"] = max(r["peak_rss_mib"] for r in good)
+    row["matmul_flops"] = {kind: max(r["matmul_flops"][kind] for r in good)
+                           for kind in good[0]["matmul_flops"]}
+    return row
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -132,6 +149,7 @@ def summarise(results: list, hidden: int) -> dict:
                      (r["backend"], r["model"], "book")), None)
         r["speedup_over_book"] = r["tokens_per_s"] / book["tokens_per_s"] if book else None
     return {"machine": machine(), "matmul_flops": rates, "vocab_size": vocab,
+            "repeats": max(len(r.get("runs_tokens_per_s", [1])) for r in results),
             "flops_per_token": sum(flops_per_token(hidden, vocab)),
             "bound_tokens_per_s": bound, "results": results}
 
@@ -142,7 +160,8 @@ def table(summary: dict) -> str:
              f"float32 matmul: {rates['large'] / 1e9:.1f} GFLOP/s at {LARGE}³, "
              f"{rates['recurrent'] / 1e9:.1f} GFLOP/s at the recurrent shape; "
              f"{summary['flops_per_token'] / 1e6:.2f} MFLOP per trained token; "
-             f"bound {summary['bound_tokens_per_s']:,.0f} tokens/s",
+             f"bound {summary['bound_tokens_per_s']:,.0f} tokens/s; each row the median of "
+             f"{summary['repeats']} run(s)",
              "",
              "| backend | model | path | tokens/s | s/epoch | peak MiB | fast/book | of bound "
              "| of own bound |",
@@ -174,6 +193,8 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=cli.non_negative_int, default=1,
                    help="untimed epochs first (compilation, caches)")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "gpu"))
+    p.add_argument("--repeats", type=cli.positive_int, default=3,
+                   help="runs of every measurement, in rotation; the table shows the median")
     p.add_argument("--timeout", type=cli.positive_float, default=900.0,
                    help="seconds allowed for one measurement")
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
@@ -183,20 +204,22 @@ def main(argv=None) -> int:
         print(json.dumps(child(json.loads(args.child))), flush=True)
         return 0
     from rnn_core.backend import canonical_name
-    results = []
-    for backend in [canonical_name(b) for b in args.backends]:
-        for model_kind in args.models:
-            if backend == "numpy" and model_kind == "concise":
-                continue          # NumPy has no RNN layer
-            for path in args.paths:
-                spec = dict(backend=backend, model=model_kind, path=path, corpus=args.corpus,
-                            hidden=args.hidden, batch_size=args.batch_size,
-                            num_steps=args.num_steps, epochs=args.epochs, warmup=args.warmup,
-                            device=args.device)
-                results.append(cli.run_child("rnn_core.bench", spec, args.timeout))
-                r = results[-1]
-                print(f"  {backend} {model_kind} {path}: " + (r["error"] if "error" in r else
-                      f"{r['tokens_per_s']:,.0f} tokens/s"), file=sys.stderr, flush=True)
+    specs = [dict(backend=backend, model=model_kind, path=path, corpus=args.corpus,
+                  hidden=args.hidden, batch_size=args.batch_size, num_steps=args.num_steps,
+                  epochs=args.epochs, warmup=args.warmup, device=args.device)
+             for backend in [canonical_name(b) for b in args.backends]
+             for model_kind in args.models if not (backend == "numpy" and model_kind == "concise")
+             for path in args.paths]                            # NumPy has no RNN layer
+    runs = [[] for _ in specs]
+    for repeat in range(args.repeats):      # in rotation, so slow spells of a shared machine
+        for spec, spec_runs in zip(specs, runs):              # fall on every row alike
+            r = cli.run_child("rnn_core.bench", spec, args.timeout)
+            spec_runs.append(r)
+            print(f"  {spec['backend']} {spec['model']} {spec['path']} ({repeat + 1}/"
+                  f"{args.repeats}): " + (r["error"] if "error" in r else
+                                          f"{r['tokens_per_s']:,.0f} tokens/s"),
+                  file=sys.stderr, flush=True)
+    results = [median_run(spec_runs) for spec_runs in runs]
     if all("error" in r for r in results):
         raise ValueError("every measurement failed: " + results[0]["error"])
     summary = summarise(results, args.hidden)

@@ -18,6 +18,17 @@ def test_bound_is_the_flop_model_over_the_two_rates():
     assert bound == pytest.approx(1 / (recurrent / 1e11 + output / 3e11))
 
 
+def test_a_row_is_the_median_of_its_runs():
+    def run(tokens, peak, rate):
+        return {"tokens_per_s": tokens, "peak_rss_mib": peak,
+                "matmul_flops": {"large": rate, "recurrent": rate / 2}}
+    row = bench.median_run([run(30.0, 100, 5.0), run(10.0, 300, 9.0), run(20.0, 200, 7.0),
+                            {"error": "took longer than 900 s"}])
+    assert row["tokens_per_s"] == 20.0 and row["runs_tokens_per_s"] == [30.0, 10.0, 20.0]
+    assert row["peak_rss_mib"] == 300 and row["matmul_flops"] == {"large": 9.0, "recurrent": 4.5}
+    assert bench.median_run([{"error": "no output"}]) == {"error": "no output"}
+
+
 def test_matmul_rate_is_positive(ops):
     assert bench.matmul_rate(ops, 8, 16, seconds=0.05) > 0
     assert bench.matmul_rate(ops, 8, 16, seconds=0.05, linear=True) > 0
@@ -28,7 +39,7 @@ def test_bench_prints_a_table_and_writes_json(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "rnn_core.bench", "--backends", "numpy", "torch", "--models",
          "scratch", "concise", "--corpus", "lyrics_zh", "--hidden", "16", "--epochs", "1",
-         "--warmup", "0", "--json", str(out)],
+         "--warmup", "0", "--repeats", "1", "--json", str(out)],
         capture_output=True, text=True, cwd=ROOT, timeout=600, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr
     assert "| torch | scratch | fast |" in result.stdout and "tokens/s" in result.stdout
