@@ -140,15 +140,19 @@ def summarise(results: list, hidden: int) -> dict:
     rates = {kind: max(r["matmul_flops"][kind] for r in good) for kind in ("large", "recurrent")}
     vocab = good[0]["vocab_size"]
     bound = bound_tokens_per_second(hidden, vocab, rates["recurrent"], rates["large"])
+    own_rates = {backend: {kind: max(r["matmul_flops"][kind] for r in good
+                                     if r["backend"] == backend) for kind in rates}
+                 for backend in {r["backend"] for r in good}}     # each framework's best
     for r in good:
         r["share_of_bound"] = r["tokens_per_s"] / bound
-        own = bound_tokens_per_second(hidden, vocab, r["matmul_flops"]["recurrent"],
-                                      r["matmul_flops"]["large"])
-        r["share_of_own_bound"] = r["tokens_per_s"] / own
+        own = own_rates[r["backend"]]
+        r["share_of_own_bound"] = r["tokens_per_s"] / bound_tokens_per_second(
+            hidden, vocab, own["recurrent"], own["large"])
         book = next((b for b in good if (b["backend"], b["model"], b["path"]) ==
                      (r["backend"], r["model"], "book")), None)
         r["speedup_over_book"] = r["tokens_per_s"] / book["tokens_per_s"] if book else None
-    return {"machine": machine(), "matmul_flops": rates, "vocab_size": vocab,
+    return {"machine": machine(), "matmul_flops": rates, "own_matmul_flops": own_rates,
+            "vocab_size": vocab,
             "repeats": max(len(r.get("runs_tokens_per_s", [1])) for r in results),
             "flops_per_token": sum(flops_per_token(hidden, vocab)),
             "bound_tokens_per_s": bound, "results": results}

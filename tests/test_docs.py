@@ -50,7 +50,8 @@ def shortened(words: list) -> list:
         if module == "rnn_core.run":
             args += ["--pred-len", "5"]
     if module == "rnn_core.bench":
-        args += ["--epochs", "1", "--warmup", "0", "--hidden", "16", "--backends", "numpy"]
+        args += ["--epochs", "1", "--warmup", "0", "--repeats", "1", "--hidden", "16",
+                 "--backends", "numpy"]
     return [module] + args
 
 
