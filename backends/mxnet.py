@@ -136,7 +136,8 @@ class MXNetOps:
 
     def graph(self, fn):
         """``fn`` traced once per input signature into one ``CachedOp`` (static memory and
-        shapes), called on NDArrays. Arrays ``fn`` captures from outside become graph inputs."""
+        shapes), called on NDArrays. Arrays ``fn`` captures from outside (constants such as the
+        concise model's identity) become graph inputs, the same arrays on every call."""
         cache = {}
 
         def run(*args):
@@ -156,11 +157,11 @@ class MXNetOps:
         trace = _Trace()
         inputs = [_Traced(mx.sym.var(f"arg{i}", shape=x.shape, dtype=x.dtype), trace)
                   for i, x in enumerate(leaves)]
-        self.F = _SymbolNamespace(trace)
+        previous, self.F = self.F, _SymbolNamespace(trace)
         try:
             out = fn(*_unflatten(spec, iter(inputs)))
         finally:
-            self.F = mx.nd
+            self.F = previous
         out_leaves = []
         out_spec = _flatten(out, out_leaves)
         graph = mx.sym.Group([trace.symbol(x) for x in out_leaves])
