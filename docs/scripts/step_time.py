@@ -76,8 +76,14 @@ def profile(name, work):
             work()
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
     elif name == "mxnet":
+        import os
+        import tempfile
+
         import mxnet as mx
-        mx.profiler.set_config(profile_all=True, aggregate_stats=True)
+        # The aggregate table is all we print; the trace MXNet also writes goes to a temporary
+        # folder, not into the working directory (its default, profile.json there).
+        trace = os.path.join(tempfile.mkdtemp(prefix="rnn-core-profile-"), "profile.json")
+        mx.profiler.set_config(profile_all=True, aggregate_stats=True, filename=trace)
         mx.profiler.set_state("run")
         work()
         mx.nd.waitall()
