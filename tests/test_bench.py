@@ -56,8 +56,40 @@ def test_bench_prints_a_table_and_writes_json(tmp_path):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux's")
-def test_the_fast_path_keeps_freed_buffers_on_linux():
+def test_the_fast_path_keeps_freed_buffers_on_linux(ops, monkeypatch):
     """NumPy's and PyTorch's compile() ask glibc to keep large freed buffers (their fast path's
-    speed-up is measured in docs/benchmarks.md); done once, it reports that it took effect."""
-    from backends._allocator import keep_freed_buffers
-    assert keep_freed_buffers() and keep_freed_buffers()
+    speed-up is measured in docs/benchmarks.md); done once, it reports that it took effect.
+    TensorFlow and MXNet pool their own memory and leave glibc as it is."""
+    from backends import _allocator
+    monkeypatch.setattr(_allocator, "_kept", None)          # as in a fresh process
+    ops.compile(lambda x: x)
+    assert _allocator._kept is (True if ops.name in ("numpy", "torch") else None)
+    assert _allocator.keep_freed_buffers() and _allocator.keep_freed_buffers()
+
+
+def test_share_of_own_bound_uses_each_frameworks_best_rates():
+    def row(backend, path, tokens, large, recurrent):
+        return {"backend": backend, "model": "scratch", "path": path, "vocab_size": 1027,
+                "tokens_per_s": tokens, "matmul_flops": {"large": large, "recurrent": recurrent}}
+    rows = [row("numpy", "book", 1e4, 2e11, 1e11), row("numpy", "fast", 3e4, 1e11, 1.2e11),
+            row("tf", "fast", 6e4, 4e11, 1e11)]
+    summary = bench.summarise(rows, 256)
+    machine = bench.bound_tokens_per_second(256, 1027, rate_recurrent=1.2e11, rate_large=4e11)
+    numpy_own = bench.bound_tokens_per_second(256, 1027, rate_recurrent=1.2e11, rate_large=2e11)
+    assert summary["bound_tokens_per_s"] == pytest.approx(machine)
+    assert rows[1]["share_of_bound"] == pytest.approx(3e4 / machine)
+    assert rows[0]["share_of_own_bound"] == pytest.approx(1e4 / numpy_own)
+    assert rows[1]["share_of_own_bound"] == pytest.approx(3e4 / numpy_own)
+    assert rows[1]["speedup_over_book"] == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--repeats", "0"], "--repeats: must be a positive integer, got '0'"),
+    (["--epochs", "x"], "--epochs: must be an integer, got 'x'"),
+    (["--backends", "caffe"], "unknown backend 'caffe': choose one of numpy, torch, tf, mxnet"),
+])
+def test_bench_refuses_a_bad_option_clearly(args, message):
+    result = subprocess.run([sys.executable, "-m", "rnn_core.bench", *args], capture_output=True,
+                            text=True, cwd=ROOT, timeout=120, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2 and message in result.stderr
+    assert "Traceback" not in result.stderr
