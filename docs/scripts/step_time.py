@@ -12,23 +12,25 @@ then prints the framework's own profile of twenty more steps: ``cProfile`` for N
 one compiled call)."""
 import argparse
 import random
+import sys
 import time
 
 import numpy as np
 
 from rnn_core import get_backend, model
+from rnn_core.cli import run_main
 from rnn_core.data import load_corpus
 from rnn_core.train import TrainConfig, data_iter, init_optimizer_state, make_train_step
 
 
-def main():
-    p = argparse.ArgumentParser()
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="docs/scripts/step_time.py")
     p.add_argument("backend")
     p.add_argument("path", choices=("book", "fast"))
     p.add_argument("--model", choices=("scratch", "concise"), default="scratch")
     p.add_argument("--grad", choices=("auto", "autograd", "bptt"), default="auto")
     p.add_argument("--profile", action="store_true")
-    args = p.parse_args()
+    args = p.parse_args(argv)
 
     ops = get_backend(args.backend, "cpu")
     corpus = load_corpus("jaychou")
@@ -94,4 +96,4 @@ def profile(name, work):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))
