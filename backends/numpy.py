@@ -4,7 +4,7 @@ NumPy has no autograd, so :meth:`value_and_grad` raises; the core trains NumPy w
 hand-written backpropagation through time (``rnn_core/bptt.py``)."""
 import numpy as np
 
-from backends._allocator import keep_freed_buffers
+from ._allocator import keep_freed_buffers
 from rnn_core.errors import DeviceUnavailable
 
 

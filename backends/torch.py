@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from backends._allocator import keep_freed_buffers
+from ._allocator import keep_freed_buffers
 from rnn_core.errors import DeviceUnavailable
 
 

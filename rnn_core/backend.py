@@ -3,19 +3,51 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
+import sys
+from pathlib import Path
 
 from rnn_core.errors import BackendUnavailable, RNNCoreError
 
-# name -> (module in backends/, class, framework's import name, pip extra, what to call it)
+# name -> (module of rnn_core.backends (the repository's backends/ folder), class,
+#          framework's import name, pip extra, what to call it)
 _BACKENDS = {
-    "numpy": ("backends.numpy", "NumpyOps", "numpy", None, "NumPy"),
-    "torch": ("backends.torch", "TorchOps", "torch", "torch", "PyTorch"),
-    "tf": ("backends.tf", "TFOps", "tensorflow", "tf", "TensorFlow"),
-    "mxnet": ("backends.mxnet", "MXNetOps", "mxnet", "mxnet", "MXNet"),
+    "numpy": ("rnn_core.backends.numpy", "NumpyOps", "numpy", None, "NumPy"),
+    "torch": ("rnn_core.backends.torch", "TorchOps", "torch", "torch", "PyTorch"),
+    "tf": ("rnn_core.backends.tf", "TFOps", "tensorflow", "tf", "TensorFlow"),
+    "mxnet": ("rnn_core.backends.mxnet", "MXNetOps", "mxnet", "mxnet", "MXNet"),
+    "jax": ("rnn_core.backends.jax", "JaxOps", "jax", "jax", "JAX"),
 }
 _ALIASES = {"np": "numpy", "pytorch": "torch", "tensorflow": "tf", "mx": "mxnet"}
 BACKEND_NAMES = tuple(_BACKENDS)
 DEVICES = ("auto", "cpu", "gpu")
+
+# The install profiles (constraints/<profile>.txt): the frameworks each one installs.
+PROFILES = {
+    "all": ("numpy", "torch", "tf", "mxnet", "jax"),   # Python <= 3.11, NumPy 1.23
+    "current": ("numpy", "torch", "tf", "jax"),        # Python 3.12+, NumPy 2: no MXNet
+}
+REFERENCE = "numpy"      # the float32 CPU reference every backend is compared against
+# What a framework lacks: NumPy has no GPU build, no autograd and no RNN layer of its own.
+_LACKS = {"numpy": ("gpu", "autograd", "layers")}
+NO_MXNET = ("MXNet is not in the 'current' profile: its last release, 1.9.1, needs NumPy < 1.24, "
+            "which has no wheels for Python 3.12 and later; use Python 3.11 for the 'all' profile")
+
+
+def default_profile() -> str:
+    """The profile of this environment: ``$RNN_CORE_PROFILE`` if set, else ``all`` on Python
+    3.11 and earlier and ``current`` on 3.12 and later (what the Makefile installs)."""
+    profile = os.environ.get("RNN_CORE_PROFILE") or (
+        "all" if sys.version_info < (3, 12) else "current")
+    if profile not in PROFILES:
+        raise RNNCoreError(f"RNN_CORE_PROFILE={profile!r}: choose one of {', '.join(PROFILES)}")
+    return profile
+
+
+def has(name: str, feature: str) -> bool:
+    """Whether backend ``name`` has ``feature``: 'gpu' (a GPU build), 'autograd', 'layers'
+    (its own RNN layer, for the concise model)."""
+    return feature not in _LACKS.get(canonical_name(name), ())
 
 
 def canonical_name(name: str) -> str:
@@ -40,11 +72,14 @@ def get_backend(name: str, device: str = "auto"):
     if device not in DEVICES:
         raise RNNCoreError(f"unknown device {device!r}: choose one of {', '.join(DEVICES)}")
     module_name, class_name, framework, extra, title = _BACKENDS[key]
-    fix = (f"install it with: pip install -c constraints.txt -e '.[{extra}]' "
+    fix = (f"install it with: pip install -c constraints/{default_profile()}.txt -e '.[{extra}]' "
            f"(or run: make run BACKEND={key})" if extra else "install it with: pip install numpy")
+    if key not in PROFILES["current"] and sys.version_info >= (3, 12):
+        fix = NO_MXNET
     if importlib.util.find_spec(framework) is None:
         raise BackendUnavailable(f"backend {key!r} needs {title}, which is not installed: {fix}")
     _load_mxnet_before_tensorflow(key)
+    backends_package()
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
@@ -54,12 +89,28 @@ def get_backend(name: str, device: str = "auto"):
     return getattr(module, class_name)(device)
 
 
+def backends_package():
+    """The package ``rnn_core.backends``. An installed rnn-core has it (the wheel maps the
+    repository's ``backends/`` folder there); a source checkout on ``PYTHONPATH`` has the folder
+    beside ``rnn_core/``, which is registered under that name on first use."""
+    try:
+        return importlib.import_module("rnn_core.backends")
+    except ModuleNotFoundError:
+        pass
+    folder = Path(__file__).resolve().parent.parent / "backends"
+    spec = importlib.util.spec_from_file_location(
+        "rnn_core.backends", folder / "__init__.py", submodule_search_locations=[str(folder)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def _load_mxnet_before_tensorflow(key: str) -> None:
     """MXNet 1.9.1 crashes the process (a segfault in libmxnet's start-up operator tuning) when it
     is loaded after TensorFlow 2.17; loaded first, both work side by side. So when TensorFlow is
     asked for and MXNet is installed, MXNet is loaded first; and MXNet asked for after TensorFlow
     is refused with an error instead of a crash."""
-    import sys
     if key == "tf" and "mxnet" not in sys.modules and importlib.util.find_spec("mxnet"):
         try:
             importlib.import_module("mxnet")

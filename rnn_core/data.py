@@ -5,7 +5,7 @@ wrote and ships in ``data/``) or given as a path to a ``.txt`` or a ``.zip`` hol
 A named corpus is looked up, in order, in
 
 1. the folder named by the environment variable ``RNN_CORE_DATA``,
-2. the repository's ``data/`` folder (or its installed copy under ``<prefix>/share/rnn-core/data``),
+2. the repository's ``data/`` folder (installed, the package ``rnn_core.corpora``),
 3. the user cache folder (``$XDG_CACHE_HOME/rnn-core``, by default ``~/.cache/rnn-core``),
 4. and finally downloaded from the book's public location into the cache, verified by sha1.
 
@@ -27,7 +27,6 @@ import collections
 import hashlib
 import os
 import re
-import sys
 import tempfile
 import urllib.request
 import zipfile
@@ -126,7 +125,10 @@ class Corpus:
 
 # ---- finding the file --------------------------------------------------------------------------
 def repository_data_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "data"
+    """``data/`` of a source checkout; in an installed wheel, its copy ``rnn_core/corpora/``."""
+    here = Path(__file__).resolve().parent
+    checkout = here.parent / "data"
+    return checkout if (checkout / NAMED_CORPORA[DEFAULT_CORPUS].file).is_file() else here / "corpora"
 
 
 def cache_dir() -> Path:
@@ -136,8 +138,7 @@ def cache_dir() -> Path:
 def search_dirs() -> list[Path]:
     """The folders searched for a named corpus, in order (the download goes to the last)."""
     folders = [Path(os.environ["RNN_CORE_DATA"])] if os.environ.get("RNN_CORE_DATA") else []
-    folders += [repository_data_dir(), Path(sys.prefix) / "share" / "rnn-core" / "data",
-                cache_dir()]
+    folders += [repository_data_dir(), cache_dir()]
     return folders
 
 

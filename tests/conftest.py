@@ -1,26 +1,49 @@
 """Every test that takes ``ops`` runs once per backend, so one failure hides nothing.
 
-All four backends are required: a framework that is missing or fails to import makes its tests
-fail (not skip). ``--backends numpy,torch`` runs a subset while developing."""
+By default the backends are every framework of this environment's install profile (all five on
+Python 3.11, no MXNet on 3.12+; see ``rnn_core.backend.PROFILES``), and all of them are required:
+a framework that is missing or fails to import makes its tests fail (not skip). ``--backends
+numpy,torch`` runs a subset; tests that compare backends compare the selected ones.
+
+``RNN_CORE_TEST_DEVICE=gpu`` (or ``auto``) runs every backend that has a GPU build on the GPU;
+NumPy, which has none, runs on the CPU."""
 import os
 
 import numpy as np
 import pytest
 
 from rnn_core import get_backend, model
-from rnn_core.backend import BACKEND_NAMES
+from rnn_core.backend import PROFILES, REFERENCE, canonical_name, default_profile, has
 
 # Where tests run: the CPU unless RNN_CORE_TEST_DEVICE says otherwise (auto or gpu on a GPU machine).
 DEVICE = os.environ.get("RNN_CORE_TEST_DEVICE", "cpu")
 
 
 def pytest_addoption(parser):
-    parser.addoption("--backends", default=",".join(BACKEND_NAMES),
-                     help="comma-separated backends to test (default: all four, all required)")
+    profile = default_profile()
+    parser.addoption("--backends", default=",".join(PROFILES[profile]),
+                     help=f"comma-separated backends to test (default: the {profile!r} profile's "
+                          f"{', '.join(PROFILES[profile])}, all required)")
 
 
 def selected_backends(config):
-    return [name.strip() for name in config.getoption("--backends").split(",") if name.strip()]
+    return [canonical_name(name) for name in config.getoption("--backends").split(",")
+            if name.strip()]
+
+
+def device_for(name):
+    """The device a backend's tests use: RNN_CORE_TEST_DEVICE, or the CPU for NumPy."""
+    return DEVICE if has(name, "gpu") else "cpu"
+
+
+def backend(name):
+    """The backend ``name`` on the test device."""
+    return get_backend(name, device_for(name))
+
+
+def reference_ops():
+    """The NumPy reference that every backend is compared against (always on the CPU)."""
+    return get_backend(REFERENCE, "cpu")
 
 
 def pytest_generate_tests(metafunc):
@@ -28,25 +51,39 @@ def pytest_generate_tests(metafunc):
     if "ops" in metafunc.fixturenames:
         metafunc.parametrize("ops", names, indirect=True)
     if "autograd_ops" in metafunc.fixturenames:
-        metafunc.parametrize("autograd_ops", [n for n in names if n != "numpy"], indirect=True)
+        metafunc.parametrize("autograd_ops", [n for n in names if has(n, "autograd")], indirect=True)
+    if "layer_ops" in metafunc.fixturenames:
+        metafunc.parametrize("layer_ops", [n for n in names if has(n, "layers")], indirect=True)
     if "backend_name" in metafunc.fixturenames:
         metafunc.parametrize("backend_name", names)
 
 
 @pytest.fixture
 def ops(request):
-    return get_backend(request.param, DEVICE)
+    return backend(request.param)
 
 
 @pytest.fixture
 def autograd_ops(request):
-    return get_backend(request.param, DEVICE)
+    return backend(request.param)
+
+
+@pytest.fixture
+def layer_ops(request):
+    """A backend with its own RNN layer (the concise model)."""
+    return backend(request.param)
+
+
+@pytest.fixture
+def selected(request):
+    """The names of the selected backends, in order."""
+    return selected_backends(request.config)
 
 
 @pytest.fixture
 def all_ops(request):
-    """Every selected backend at once, the NumPy reference first, for cross-backend checks."""
-    return [get_backend(name, DEVICE) for name in selected_backends(request.config)]
+    """Every selected backend at once, for cross-backend checks."""
+    return [backend(name) for name in selected_backends(request.config)]
 
 
 @pytest.fixture

@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-from rnn_core import concise, get_backend, model, train
+from rnn_core import concise, model, train
 from rnn_core.data import load_corpus
 from rnn_core.errors import RNNCoreError
 from rnn_core.optim import Adam
 
-from conftest import BATCH, HIDDEN, STEPS, VOCAB
+from conftest import BATCH, HIDDEN, STEPS, VOCAB, reference_ops, selected_backends
 from test_model import on, reference_forward
 from test_train import first_losses
 
@@ -62,8 +62,8 @@ def test_concise_gradients_equal_the_hand_written_bptt(autograd_ops, problem):
         return model.cross_entropy(ops, O, model.labels(ops, Y_)), new_state
 
     (l, _), grads = ops.value_and_grad(loss, P)
-    reference_ops = get_backend("numpy")
-    (l_ref, _), grads_ref = bptt.loss_and_grad_bptt(reference_ops, *on(reference_ops, params, X, Y, H0)[:1],
+    numpy_ops = reference_ops()
+    (l_ref, _), grads_ref = bptt.loss_and_grad_bptt(numpy_ops, *on(numpy_ops, params, X, Y, H0)[:1],
                                                     (H0,), X, Y, VOCAB)
     assert float(ops.to_numpy(l).reshape(())) == pytest.approx(float(l_ref), rel=1e-5)
     for name, g, g_ref in zip(model.RNNParams._fields, grads, grads_ref):
@@ -73,12 +73,17 @@ def test_concise_gradients_equal_the_hand_written_bptt(autograd_ops, problem):
 
 def test_numpy_has_no_rnn_layer_and_says_what_to_use():
     with pytest.raises(RNNCoreError, match="use --model scratch"):
-        concise.ConciseRNN(get_backend("numpy"), VOCAB, HIDDEN)
+        concise.ConciseRNN(reference_ops(), VOCAB, HIDDEN)
 
 
-def test_adam_is_torch_optim_adam():
+def test_adam_is_torch_optim_adam(request):
+    """Our Adam (on the NumPy reference; the next test compares every backend with it) against
+    the optimiser of the book's PyTorch run, ``torch.optim.Adam``: an oracle, used when
+    ``--backends`` includes torch."""
+    if "torch" not in selected_backends(request.config):
+        pytest.skip("the oracle torch.optim.Adam is used only when --backends includes torch")
     import torch
-    ops = get_backend("torch", "cpu")
+    ops = reference_ops()
     rng = np.random.default_rng(0)
     start = [rng.normal(size=(4, 3)).astype(np.float32), rng.normal(size=(3,)).astype(np.float32)]
     grads = [[rng.normal(size=p.shape).astype(np.float32) for p in start] for _ in range(5)]
@@ -96,19 +101,18 @@ def test_adam_is_torch_optim_adam():
         np.testing.assert_allclose(ops.to_numpy(p), p_ref.detach().numpy(), rtol=1e-6, atol=1e-7)
 
 
-def test_adam_agrees_across_backends(all_ops, rng):
+def test_adam_agrees_across_backends(ops, rng):
     start = [rng.normal(size=(4, 3)).astype(np.float32)]
     grads = [rng.normal(size=(4, 3)).astype(np.float32) for _ in range(5)]
     results = []
-    for ops in all_ops:
-        adam = Adam(ops, lr=0.01)
-        params = tuple(ops.asarray(p) for p in start)
+    for backend in (reference_ops(), ops):
+        adam = Adam(backend, lr=0.01)
+        params = tuple(backend.asarray(p) for p in start)
         state = adam.init(params)
         for g in grads:
-            params, state = adam.update(params, [ops.asarray(g)], state)
-        results.append(ops.to_numpy(params[0]))
-    for result in results[1:]:
-        np.testing.assert_allclose(result, results[0], rtol=1e-6, atol=1e-7)
+            params, state = adam.update(params, [backend.asarray(g)], state)
+        results.append(backend.to_numpy(params[0]))
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-6, atol=1e-7)
 
 
 @pytest.fixture(scope="module")
@@ -117,8 +121,8 @@ def corpus():
 
 
 @pytest.mark.parametrize("optimizer,lr,theta", [("adam", 1e-3, 1e-2), ("sgd", 1.0, 1.0)])
-def test_concise_first_20_steps_agree_across_frameworks_and_with_scratch(corpus, optimizer, lr,
-                                                                        theta):
+def test_concise_first_20_steps_agree_across_frameworks_and_with_scratch(layer_ops, corpus,
+                                                                        optimizer, lr, theta):
     """Consecutive sampling; Adam with the book's PyTorch settings (lr 1e-3, θ 1e-2), and SGD at
     the second edition's step size (lr 1, θ 1), where the trajectory is stable
     (docs/cross-backend.md explains why lr 100, θ 1e-2 is compared step by step instead)."""
@@ -126,23 +130,21 @@ def test_concise_first_20_steps_agree_across_frameworks_and_with_scratch(corpus,
                                clipping_theta=theta, seed=3,
                                init="uniform" if optimizer == "adam" else "normal")
     scratch = train.TrainConfig(**{**config.__dict__, "model": "scratch"})
-    reference, reference_texts = first_losses(get_backend("numpy", "cpu"), corpus, scratch)
+    reference, reference_texts = first_losses(reference_ops(), corpus, scratch)
     assert reference[-1] < reference[0] - 0.3
-    for name in ("torch", "tf", "mxnet"):
-        losses, texts = first_losses(get_backend(name, "cpu"), corpus, config)
-        np.testing.assert_allclose(losses, reference, rtol=1e-4, err_msg=name)
-        assert texts == reference_texts, name
+    losses, texts = first_losses(layer_ops, corpus, config)
+    np.testing.assert_allclose(losses, reference, rtol=1e-4, err_msg=layer_ops.name)
+    assert texts == reference_texts, layer_ops.name
 
 
-def test_concise_sgd_steps_at_the_books_settings_agree_step_by_step(corpus):
+def test_concise_sgd_steps_at_the_books_settings_agree_step_by_step(layer_ops, corpus):
     """The book's Gluon run (SGD, lr 100, θ 1e-2): every framework takes each of the first 20
     steps from the scratch NumPy reference's weights and state."""
     config = train.TrainConfig(model="concise", sampling="consecutive", seed=3)
     scratch = train.TrainConfig(**{**config.__dict__, "model": "scratch"})
     V = corpus.vocab.vocab_size
-    reference_ops = get_backend("numpy", "cpu")
-    reference_step = train.make_train_step(reference_ops, V, scratch)
-    backends = [get_backend(name, "cpu") for name in ("torch", "tf", "mxnet")]
+    reference_step = train.make_train_step(reference_ops(), V, scratch)
+    backends = [layer_ops]
     steps = [train.make_train_step(ops, V, config) for ops in backends]
     params = model.init_params(V, config.num_hiddens, config.seed)
     H = np.zeros((config.batch_size, config.num_hiddens), np.float32)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from rnn_core.backend import REFERENCE, canonical_name
+
 from conftest import require_book_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,9 +38,27 @@ def option(words, name):
     return words[words.index(name) + 1] if name in words else None
 
 
-def shortened(words: list) -> list:
-    """The same command with about 1/50 of the epochs and, for new models, hidden 32."""
-    module, args = words[0], list(words[1:])
+def on_selected(args: list, selected: list) -> list:
+    """``--backend B`` / ``--backends A B`` limited to the backends this run of the suite tests:
+    a backend that is not selected is replaced by the first selected one (so a page's later
+    commands, which may load what an earlier one saved, still run)."""
+    args = list(args)
+    if "--backend" in args:
+        i = args.index("--backend") + 1
+        if canonical_name(args[i]) not in selected:
+            args[i] = selected[0]
+    if "--backends" in args:
+        i = args.index("--backends") + 1
+        end = next((j for j in range(i, len(args)) if args[j].startswith("--")), len(args))
+        kept = [name for name in args[i:end] if canonical_name(name) in selected]
+        args[i:end] = kept or selected[:1]
+    return args
+
+
+def shortened(words: list, selected: list) -> list:
+    """The same command with about 1/50 of the epochs and, for new models, hidden 32, on the
+    selected backends."""
+    module, args = words[0], on_selected(words[1:], selected)
     if module in ("rnn_core.run", "rnn_core.compare"):
         epochs = option(args, "--epochs")
         if epochs is None:
@@ -51,7 +71,7 @@ def shortened(words: list) -> list:
             args += ["--pred-len", "5"]
     if module == "rnn_core.bench":
         args += ["--epochs", "1", "--warmup", "0", "--repeats", "1", "--hidden", "16",
-                 "--backends", "numpy"]
+                 "--backends", REFERENCE]
     return [module] + args
 
 
@@ -60,11 +80,11 @@ def test_the_docs_have_commands():
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if commands(p)], ids=lambda p: p.name)
-def test_every_command_on_the_page_runs(page, tmp_path):
+def test_every_command_on_the_page_runs(page, tmp_path, selected):
     for words in commands(page):
         if option(words, "--corpus") in ("jaychou", "timemachine") or words[0] == "rnn_core.bench":
             require_book_corpus(option(words, "--corpus") or "jaychou")
-        run = shortened(words)
+        run = shortened(words, selected)
         result = subprocess.run([sys.executable, "-m", *run], capture_output=True, text=True,
                                 cwd=tmp_path, timeout=900, stdin=subprocess.DEVNULL,
                                 env={**os.environ, "PYTHONPATH": str(ROOT)})

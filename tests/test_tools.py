@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from rnn_core.backend import REFERENCE
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ["--hidden", "24", "--lr", "1", "--clip", "1"]
 
@@ -58,18 +60,19 @@ def test_generate_refuses_bad_input_clearly(trained, args, message):
     assert "Traceback" not in result.stderr
 
 
-def test_compare_prints_the_table_and_draws_the_curves(tmp_path):
+def test_compare_prints_the_table_and_draws_the_curves(tmp_path, selected):
     png, out = tmp_path / "curves.png", tmp_path / "compare.json"
-    result = run("rnn_core.compare", "--backends", "numpy", "torch", "tf", "mxnet", "--epochs",
+    names = list(dict.fromkeys([REFERENCE, *selected]))
+    result = run("rnn_core.compare", "--backends", *names, "--epochs",
                  "3", *SMALL, "--plot", str(png), "--json", str(out))
     assert result.returncode == 0, result.stderr
     assert "| backend | final perplexity | largest loss difference from numpy |" in result.stdout
     summary = json.loads(out.read_text())
     curves = {r["backend"]: r["perplexity"] for r in summary["results"]}
-    assert set(curves) == {"numpy", "torch", "tf", "mxnet"}
+    assert set(curves) == set(names)
     for name, curve in curves.items():
         assert len(curve) == 3
-        assert curve == pytest.approx(curves["numpy"], rel=1e-3), name
+        assert curve == pytest.approx(curves[REFERENCE], rel=1e-3), name
     assert is_png(png)
 
 
