@@ -1,23 +1,40 @@
-# The README's two commands: `make run` and `make test`. Both create .venv if it is missing and
-# install rnn-core with every framework at the known-good pins of constraints.txt.
+# The README's two commands: `make run` and `make test`. Both create the virtual environment if it
+# is missing and install rnn-core with the frameworks of one install profile, at the pins of
+# constraints/$(PROFILE).txt:
+#   all      Python <= 3.11: NumPy 1.23, PyTorch, TensorFlow, MXNet and JAX;
+#   current  Python 3.12+:   NumPy 2, PyTorch, TensorFlow and JAX (MXNet 1.9.1 needs NumPy < 1.24).
+# The profile follows the Python found; `make test PROFILE=current PYTHON=python3.12` asks for one.
 PYTHON ?= python3
 VENV ?= .venv
 BACKEND ?= numpy
 ARGS ?=
 PY := $(VENV)/bin/python
+# The interpreter that decides the profile: the environment's own once it exists.
+DECIDER := $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+PROFILE ?= $(shell $(DECIDER) -c 'import sys; print("all" if sys.version_info < (3, 12) else "current")')
 
-.PHONY: run test clean
+.PHONY: run test install profile clean
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.installed-$(PROFILE): pyproject.toml constraints/$(PROFILE).txt
+	@$(DECIDER) -c 'import sys; v = sys.version_info; ok = {"all": v < (3, 12), "current": v >= (3, 12)}.get("$(PROFILE)"); sys.exit(0 if ok else "profile '$(PROFILE)' does not fit Python %d.%d: all needs Python 3.10 or 3.11, current 3.12 or later (choose PYTHON=..., or VENV=... for a new environment)" % v[:2])'
+	@$(MAKE) --no-print-directory profile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -c constraints.txt -e '.[all,test]'
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install --only-binary=:all: -c constraints/$(PROFILE).txt -e '.[$(PROFILE),test]'
+	rm -f $(VENV)/.installed-*
 	touch $@
 
-run: $(VENV)/.installed
-	$(PY) -m rnn_core.run --backend $(BACKEND) $(ARGS)
+profile:
+	@echo "install profile '$(PROFILE)' for $$($(DECIDER) -c 'import platform; print("Python", platform.python_version())') ($(VENV))"
+	@if [ "$(PROFILE)" = current ]; then echo "MXNet is left out: its last release (1.9.1) needs NumPy < 1.24, which has no wheels for Python 3.12+; use Python 3.11 (PROFILE=all) for all five frameworks"; fi
 
-test: $(VENV)/.installed
-	$(PY) -m pytest $(ARGS)
+install: $(VENV)/.installed-$(PROFILE)
+
+run: $(VENV)/.installed-$(PROFILE)
+	RNN_CORE_PROFILE=$(PROFILE) $(PY) -m rnn_core.run --backend $(BACKEND) $(ARGS)
+
+test: $(VENV)/.installed-$(PROFILE)
+	RNN_CORE_PROFILE=$(PROFILE) $(PY) -m pytest $(ARGS)
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache build dist
