@@ -1,9 +1,10 @@
 """Checkpoints that cross frameworks: one ``.npz`` file, written atomically, checked on load.
 
-It holds the weights in the canonical layout (``W_xh``, ``W_hh``, ``b_h``, ``W_hq``, ``b_q``), the
-optimiser's state, and ``record.json`` (stored as UTF-8 bytes): the vocabulary, the
-hyperparameters, the model kind, the epoch reached, the perplexity of every epoch, the sampler's
-random state, and a SHA-256 checksum of everything else. Any backend loads it: the weights are
+It holds the weights in the canonical layout of their cell (``W_xh``, ``W_hh``, ``b_h``, ``W_hq``,
+``b_q`` for the RNN; :mod:`rnn_core.model`), the optimiser's state, and ``record.json`` (stored as
+UTF-8 bytes): the vocabulary, the hyperparameters, the model kind, its cell, variant and number of
+layers (a checkpoint without them is a one-layer RNN), the epoch reached, the perplexity of every
+epoch, the sampler's random state, and a SHA-256 checksum of everything else. Any backend loads it: the weights are
 NumPy arrays, moved onto the device by ``ops.asarray``. Read it without rnn-core with
 ``numpy.load(path)`` and ``json.loads(bytes(archive["record.json"]))``.
 
@@ -23,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rnn_core import model
 from rnn_core.errors import RNNCoreError
-from rnn_core.model import RNNParams
 
 FORMAT = "rnn-core checkpoint 1"
 
@@ -35,7 +36,7 @@ class CheckpointError(RNNCoreError, ValueError):
 
 @dataclasses.dataclass
 class Checkpoint:
-    params: RNNParams                 # NumPy float32 arrays, canonical layout
+    params: tuple                     # NumPy float32 arrays, a canonical parameter type
     opt_state: object                 # the optimiser's state, NumPy arrays in tuples and lists
     config: dict                      # TrainConfig fields
     idx_to_char: list
@@ -81,7 +82,7 @@ def save(path, checkpoint: Checkpoint) -> Path:
     """Write ``checkpoint`` to ``path`` atomically; returns the path."""
     path = Path(path)
     arrays = {f"params/{name}": np.asarray(value, dtype=np.float32)
-              for name, value in zip(RNNParams._fields, checkpoint.params)}
+              for name, value in zip(type(checkpoint.params)._fields, checkpoint.params)}
     opt_spec = _flatten(checkpoint.opt_state, arrays, "opt")
     record = {"format": FORMAT, "config": checkpoint.config, "idx_to_char": checkpoint.idx_to_char,
               "unk": checkpoint.unk, "corpus": checkpoint.corpus,
@@ -126,10 +127,16 @@ def load(path) -> Checkpoint:
     if expected != _checksum(arrays, record):
         raise CheckpointError(f"{path} fails its checksum: the file was damaged or edited after it "
                               "was written; use another checkpoint or train again")
-    params = RNNParams(*(arrays[f"params/{name}"] for name in RNNParams._fields))
-    vocab_size, num_hiddens = len(record["idx_to_char"]), record["config"]["num_hiddens"]
-    shapes = [(vocab_size, num_hiddens), (num_hiddens, num_hiddens), (num_hiddens,),
-              (num_hiddens, vocab_size), (vocab_size,)]
+    config = record["config"]
+    try:
+        kind = model.params_type(config.get("cell", "rnn"), config.get("variant", "book"),
+                                 config.get("num_layers", 1))
+        params = kind(*(arrays[f"params/{name}"] for name in kind._fields))
+    except (ValueError, KeyError) as error:
+        raise CheckpointError(f"{path} holds a model this version cannot read ({error}): "
+                              "use another checkpoint or train again") from error
+    vocab_size, num_hiddens = len(record["idx_to_char"]), config["num_hiddens"]
+    shapes = model.param_shapes(kind, vocab_size, num_hiddens)
     if [p.shape for p in params] != shapes:
         raise CheckpointError(f"{path} holds weights of shapes {[p.shape for p in params]}, not "
                               f"those of its vocabulary and hidden size {shapes}")
@@ -155,6 +162,6 @@ def check_compatible(checkpoint: Checkpoint, idx_to_char: list, num_hiddens: int
             f"the checkpoint was written for another vocabulary ({len(checkpoint.idx_to_char)} "
             f"characters, corpus {checkpoint.corpus!r}) than this corpus's "
             f"({len(idx_to_char)} characters): resume with --corpus {checkpoint.corpus}")
-    hidden = checkpoint.params.W_hh.shape[0]
+    hidden = model.num_hiddens(checkpoint.params)
     if num_hiddens is not None and hidden != num_hiddens:
         raise CheckpointError(f"the checkpoint has hidden size {hidden}, not {num_hiddens}")

@@ -37,7 +37,9 @@ def main(argv=None) -> int:
     kind = saved.config.get("model", "scratch")
     if kind == "concise" and ops.name == "numpy":
         kind = "scratch"   # the same weights and maths; NumPy has no RNN layer
-    config = TrainConfig(num_hiddens=saved.params.W_hh.shape[0], model=kind)
+    config = TrainConfig(num_hiddens=model.num_hiddens(saved.params), model=kind,
+                         **{k: v for k, v in saved.config.items()
+                            if k in ("cell", "variant", "num_layers")})
     forward = make_forward(ops, vocab.vocab_size, config)
     params = model.params_to_backend(ops, saved.params)
     for prefix in args.prefix:

@@ -20,7 +20,7 @@ def next_char_distribution(logits: np.ndarray, temperature: float, top_k: int | 
     return p / p.sum()
 
 
-def predict_rnn(ops: Ops, prefix: str, num_chars: int, params: model.RNNParams, vocab: Vocab,
+def predict_rnn(ops: Ops, prefix: str, num_chars: int, params, vocab: Vocab,
                 *, temperature: float = 0.0, top_k: int | None = None, rng=None,
                 seed: int | None = None, forward=None) -> str:
     """``prefix`` followed by ``num_chars`` generated characters.
@@ -28,7 +28,8 @@ def predict_rnn(ops: Ops, prefix: str, num_chars: int, params: model.RNNParams, 
     ``temperature=0`` (the default) is the book's greedy argmax; ``temperature > 0`` samples from
     the softmax of ``logits / temperature``, restricted to the ``top_k`` most likely characters
     when given, with ``rng`` (a ``numpy.random.Generator``) or a new one seeded by ``seed``.
-    ``forward(X, state, params)`` is the model (default: the scratch model)."""
+    ``params`` are any model's canonical parameters; ``forward(X, state, params)`` is the model
+    (default: the scratch model of that cell)."""
     if not prefix:
         raise ValueError("the prefix is empty: give at least one character to start from, "
                          "for example --prefixes 分开")
@@ -44,8 +45,7 @@ def predict_rnn(ops: Ops, prefix: str, num_chars: int, params: model.RNNParams, 
     if forward is None:
         def forward(X, state, params):
             return model.forward(ops, X, state, params, vocab.vocab_size)
-    num_hiddens = params.W_hh.shape[0]
-    state = model.init_rnn_state(ops, 1, num_hiddens)
+    state = model.init_state(ops, params, 1)
     for t in range(num_chars + len(prefix) - 1):
         X = ops.asarray(np.array([[output[t]]]))                      # (1, 1)
         O, state = forward(X, state, params)                         # (1, vocab)

@@ -49,6 +49,14 @@ class TrainConfig:
     model: str = "scratch"           # 'scratch' (the chapter's) or 'concise' (framework layers)
     optimizer: str = "sgd"           # 'sgd' or 'adam'
     init: str = "normal"             # 'normal' (scratch chapter) or 'uniform' (PyTorch's default)
+    cell: str = "rnn"                # a name in rnn_core.cells.CELLS: 'rnn'
+    variant: str = "book"            # the cell's formula: 'book' (the book's)
+    num_layers: int = 1              # layers stacked, each reading the states of the one below
+
+
+def model_spec(config: TrainConfig) -> dict:
+    """The model a config trains, as :func:`rnn_core.model.init_params` takes it."""
+    return {"cell": config.cell, "variant": config.variant, "num_layers": config.num_layers}
 
 
 def book_defaults(model: str = "scratch", optimizer: str = "sgd") -> dict:
@@ -127,7 +135,7 @@ def make_train_step(ops: Ops, vocab_size: int, config: TrainConfig) -> Callable:
                 per_step=config.book_path)
         else:
             (l, state), grads = ops.value_and_grad(
-                lambda ps: loss(model.RNNParams(*ps), state, X, Y), params)
+                lambda ps: loss(type(params)(*ps), state, X, Y), params)
         grads = grad_clipping(ops, grads, config.clipping_theta)
         params, opt_state = optimizer.update(params, grads, opt_state)
         return params, opt_state, state, l
@@ -167,7 +175,7 @@ def train_epoch(ops: Ops, step: Callable, params, opt_state, config: TrainConfig
         if max_batches is not None and len(losses) == max_batches:
             break
         if config.sampling == "random" or state is None:
-            state = model.init_rnn_state(ops, config.batch_size, config.num_hiddens)
+            state = model.init_state(ops, params, config.batch_size)
         else:
             state = tuple(ops.stop_gradient(s) for s in state)
         params, opt_state, state, loss = step(params, opt_state, state, ops.asarray(X),
@@ -194,7 +202,8 @@ def first_losses(ops: Ops, corpus: Corpus, config: TrainConfig, num_batches: int
     takes) from the configured initial weights, or ``params``; and the weights after them."""
     V = corpus.vocab.vocab_size
     if params is None:
-        params = model.get_params(ops, V, config.num_hiddens, config.seed, config.init)
+        params = model.get_params(ops, V, config.num_hiddens, config.seed, config.init,
+                                  **model_spec(config))
     step = make_train_step(ops, V, config)
     opt_state = init_optimizer_state(ops, config, params)
     rng, losses, epoch = random.Random(config.seed), [], 0
@@ -235,7 +244,7 @@ def train_and_predict_rnn(ops: Ops, corpus: Corpus, config: TrainConfig,
     else:
         if params is None:
             params = model.get_params(ops, vocab.vocab_size, config.num_hiddens, config.seed,
-                                      config.init)
+                                      config.init, **model_spec(config))
         opt_state = init_optimizer_state(ops, config, params)
     step = make_train_step(ops, vocab.vocab_size, config)
     forward = make_forward(ops, vocab.vocab_size, config)

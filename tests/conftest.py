@@ -82,8 +82,10 @@ def selected(request):
 
 @pytest.fixture
 def all_ops(request):
-    """Every selected backend at once, for cross-backend checks."""
-    return [backend(name) for name in selected_backends(request.config)]
+    """The NumPy reference first (selected or not), then every other selected backend: the
+    cross-backend checks compare each with ``all_ops[0]``."""
+    return [reference_ops()] + [backend(name) for name in selected_backends(request.config)
+                                if name != REFERENCE]
 
 
 @pytest.fixture

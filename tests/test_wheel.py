@@ -4,6 +4,7 @@ top-level import name (the repository's ``backends/`` installs as ``rnn_core.bac
 
 It needs pip to reach an index for NumPy (the only dependency); offline, outside CI, it skips."""
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -15,9 +16,14 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def pip(python, *args, cwd=None):
+def clean_env():
+    """This environment less what would let the checkout leak into the fresh one."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RNN_CORE_DATA")}
+
+
+def pip(python, *args):
     return subprocess.run([str(python), "-m", "pip", *args, "--disable-pip-version-check"],
-                          capture_output=True, text=True, cwd=cwd, timeout=900,
+                          capture_output=True, text=True, cwd="/", env=clean_env(), timeout=900,
                           stdin=subprocess.DEVNULL)
 
 
@@ -25,7 +31,10 @@ def pip(python, *args, cwd=None):
 def installed(tmp_path_factory):
     """``(wheel, python)``: the wheel built from this checkout, installed with NumPy alone."""
     where = tmp_path_factory.mktemp("wheel")
-    built = pip(sys.executable, "wheel", "--no-deps", "-w", str(where / "dist"), str(ROOT))
+    source = where / "source"       # a copy, so the build leaves nothing in the checkout
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv*", "build", "dist", "*.egg-info", "__pycache__", ".data", ".whl"))
+    built = pip(sys.executable, "wheel", "--no-deps", "-w", str(where / "dist"), str(source))
     assert built.returncode == 0, built.stderr[-3000:]
     wheel = next((where / "dist").glob("rnn_core-*.whl"))
     subprocess.run([sys.executable, "-m", "venv", str(where / "env")], check=True)
@@ -40,9 +49,8 @@ def installed(tmp_path_factory):
 
 
 def run(python, *args):
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RNN_CORE_DATA")}
     return subprocess.run([str(python), *args], capture_output=True, text=True, timeout=600,
-                          cwd="/", env=env, stdin=subprocess.DEVNULL)
+                          cwd="/", env=clean_env(), stdin=subprocess.DEVNULL)
 
 
 def test_the_wheel_claims_only_the_rnn_core_name(installed):
