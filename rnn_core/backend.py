@@ -12,6 +12,7 @@ _BACKENDS = {
     "torch": ("backends.torch", "TorchOps", "torch", "torch", "PyTorch"),
     "tf": ("backends.tf", "TFOps", "tensorflow", "tf", "TensorFlow"),
     "mxnet": ("backends.mxnet", "MXNetOps", "mxnet", "mxnet", "MXNet"),
+    "jax": ("backends.jax", "JaxOps", "jax", "jax", "JAX"),
 }
 _ALIASES = {"np": "numpy", "pytorch": "torch", "tensorflow": "tf", "mx": "mxnet"}
 BACKEND_NAMES = tuple(_BACKENDS)

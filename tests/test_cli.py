@@ -19,11 +19,12 @@ def run(*args, timeout=600):
 
 
 @pytest.fixture(scope="module")
-def short_runs():
-    """Three epochs on each backend, printing every epoch: the book's lines."""
+def short_runs(request):
+    """Three epochs on each selected backend, printing every epoch: the book's lines."""
+    from conftest import selected_backends
     return {name: run("rnn_core.run", "--backend", name, "--epochs", "3", "--pred-period", "1",
                       "--pred-len", "10", "--hidden", "64", "--lr", "1", "--clip", "1")
-            for name in ("numpy", "torch", "tf", "mxnet")}
+            for name in selected_backends(request.config)}
 
 
 def test_run_prints_the_books_lines_on_every_backend(backend_name, short_runs):

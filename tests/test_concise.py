@@ -117,8 +117,8 @@ def corpus():
 
 
 @pytest.mark.parametrize("optimizer,lr,theta", [("adam", 1e-3, 1e-2), ("sgd", 1.0, 1.0)])
-def test_concise_first_20_steps_agree_across_frameworks_and_with_scratch(corpus, optimizer, lr,
-                                                                        theta):
+def test_concise_first_20_steps_agree_across_frameworks_and_with_scratch(all_ops, corpus, optimizer,
+                                                                        lr, theta):
     """Consecutive sampling; Adam with the book's PyTorch settings (lr 1e-3, θ 1e-2), and SGD at
     the second edition's step size (lr 1, θ 1), where the trajectory is stable
     (docs/cross-backend.md explains why lr 100, θ 1e-2 is compared step by step instead)."""
@@ -128,13 +128,15 @@ def test_concise_first_20_steps_agree_across_frameworks_and_with_scratch(corpus,
     scratch = train.TrainConfig(**{**config.__dict__, "model": "scratch"})
     reference, reference_texts = first_losses(get_backend("numpy", "cpu"), corpus, scratch)
     assert reference[-1] < reference[0] - 0.3
-    for name in ("torch", "tf", "mxnet"):
-        losses, texts = first_losses(get_backend(name, "cpu"), corpus, config)
-        np.testing.assert_allclose(losses, reference, rtol=1e-4, err_msg=name)
-        assert texts == reference_texts, name
+    for ops in all_ops:
+        if ops.name == "numpy":         # NumPy has no RNN layer: it is the scratch reference
+            continue
+        losses, texts = first_losses(ops, corpus, config)
+        np.testing.assert_allclose(losses, reference, rtol=1e-4, err_msg=ops.name)
+        assert texts == reference_texts, ops.name
 
 
-def test_concise_sgd_steps_at_the_books_settings_agree_step_by_step(corpus):
+def test_concise_sgd_steps_at_the_books_settings_agree_step_by_step(all_ops, corpus):
     """The book's Gluon run (SGD, lr 100, θ 1e-2): every framework takes each of the first 20
     steps from the scratch NumPy reference's weights and state."""
     config = train.TrainConfig(model="concise", sampling="consecutive", seed=3)
@@ -142,7 +144,7 @@ def test_concise_sgd_steps_at_the_books_settings_agree_step_by_step(corpus):
     V = corpus.vocab.vocab_size
     reference_ops = get_backend("numpy", "cpu")
     reference_step = train.make_train_step(reference_ops, V, scratch)
-    backends = [get_backend(name, "cpu") for name in ("torch", "tf", "mxnet")]
+    backends = [ops for ops in all_ops if ops.name != "numpy"]
     steps = [train.make_train_step(ops, V, config) for ops in backends]
     params = model.init_params(V, config.num_hiddens, config.seed)
     H = np.zeros((config.batch_size, config.num_hiddens), np.float32)
