@@ -61,6 +61,32 @@ def test_adam_state_survives_a_checkpoint(autograd_ops, corpus, tmp_path):
         np.testing.assert_array_equal(a.batch_losses, b.batch_losses)
 
 
+def test_ctrl_c_during_an_epoch_saves_the_last_completed_one(ops, corpus, tmp_path, monkeypatch):
+    """While an epoch runs, the trainer keeps the weights and optimiser state of the last completed
+    one for the Ctrl-C checkpoint: a compiled step must leave them readable (a framework that
+    recycles its inputs' buffers, such as JAX with donated arguments, would delete them)."""
+    config = small(optimizer="adam", lr=1e-2, pred_period=0)
+    _, whole = train.train_and_predict_rnn(ops, corpus, config, log=lambda _: None)
+    epochs, real = [], train.data_iter
+
+    def interrupted_in_epoch_3(config, corpus_indices, rng):   # after two steps of epoch 3
+        epochs.append(1)
+        for k, batch in enumerate(real(config, corpus_indices, rng)):
+            if len(epochs) == 3 and k == 2:
+                raise KeyboardInterrupt
+            yield batch
+    monkeypatch.setattr(train, "data_iter", interrupted_in_epoch_3)
+    path = tmp_path / "ck.npz"
+    with pytest.raises(KeyboardInterrupt):
+        train.train_and_predict_rnn(ops, corpus, config, log=lambda _: None, save=path)
+    monkeypatch.setattr(train, "data_iter", real)
+    saved = checkpoint.load(path)
+    assert saved.epoch == 2
+    _, rest = train.train_and_predict_rnn(ops, corpus, config, log=lambda _: None, resume=saved)
+    for a, b in zip(whole[2:], rest):
+        np.testing.assert_array_equal(a.batch_losses, b.batch_losses)
+
+
 @pytest.mark.parametrize("kind", ["scratch", "concise"])
 def test_a_model_trained_on_one_backend_loads_on_every_other(ops, all_ops, corpus, tmp_path,
                                                             kind):

@@ -1,0 +1,164 @@
+"""The JAX backend: each op is one call of ``jax.numpy``, ``jax.lax`` or ``jax.nn``; autograd is
+``jax.value_and_grad``; :meth:`JaxOps.compile` is ``jax.jit``; the concise model is Flax's
+``SimpleCell`` run over time by ``nn.RNN``, and ``nn.Dense``.
+
+Matrix products ask for ``Precision.HIGHEST``: IEEE float32 on every device, where JAX's default
+on a recent NVIDIA GPU is TensorFloat-32 (10 bits of mantissa). Flax's cell builds its own
+products, so its layers run inside ``jax.default_matmul_precision('float32')``, a context, which
+changes nothing outside the call. Index tensors are int32 (JAX's default integer width)."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rnn_core.errors import DeviceUnavailable
+
+HIGHEST = jax.lax.Precision.HIGHEST
+
+
+class JaxOps:
+    name = "jax"
+
+    def __init__(self, device="auto"):
+        try:
+            gpus = jax.devices("gpu")
+        except RuntimeError:                  # no GPU platform in this jaxlib, or none seen
+            gpus = []
+        if device == "gpu" and not gpus:
+            raise DeviceUnavailable(
+                f"--device gpu: JAX {jax.__version__} sees no GPU (jax.devices('gpu') finds none; "
+                f"its devices here are {', '.join(d.platform for d in jax.devices())}). Use "
+                "--device cpu, or install the CUDA build ('jax[cuda12]') on a machine with a GPU")
+        self._device = gpus[0] if gpus and device in ("gpu", "auto") else jax.devices("cpu")[0]
+        self.device = f"{self._device.platform}:{self._device.id}"
+        self.version = jax.__version__
+
+    def asarray(self, x, /):
+        x = np.asarray(x)
+        x = x.astype(np.float32 if x.dtype.kind == "f" else np.int32, copy=False)
+        return jax.device_put(x, self._device)
+
+    def to_numpy(self, x, /):
+        return np.array(x)
+
+    def zeros(self, shape, /):
+        return jnp.zeros(shape, jnp.float32, device=self._device)
+
+    def matmul(self, x1, x2, /):
+        return jnp.matmul(x1, x2, precision=HIGHEST)
+
+    def linear(self, x, weight, bias, /):
+        return jnp.matmul(x, weight, precision=HIGHEST) + bias   # XLA fuses the bias addition
+
+    def matrix_transpose(self, x, /):
+        return jnp.transpose(x)
+
+    def concat(self, xs, /, *, axis=0):
+        return jnp.concatenate(list(xs), axis=axis)
+
+    def stack(self, xs, /, *, axis=0):
+        return jnp.stack(list(xs), axis=axis)
+
+    def unstack(self, x, /):
+        return list(jnp.unstack(x, axis=0))
+
+    def reshape(self, x, shape, /):
+        return jnp.reshape(x, shape)
+
+    def take(self, x, indices, /, *, axis=0):
+        return jnp.take(x, indices, axis=axis)
+
+    def take_along_axis(self, x, indices, /, *, axis=-1):
+        return jnp.take_along_axis(x, indices, axis=axis)
+
+    def segment_sum(self, data, segment_ids, /, *, num_segments):
+        return jax.ops.segment_sum(data, segment_ids, num_segments=num_segments)
+
+    def one_hot(self, indices, num_classes, /):
+        return jax.nn.one_hot(indices, num_classes, dtype=jnp.float32)
+
+    def tanh(self, x, /):
+        return jnp.tanh(x)
+
+    def exp(self, x, /):
+        return jnp.exp(x)
+
+    def log(self, x, /):
+        return jnp.log(x)
+
+    def sqrt(self, x, /):
+        return jnp.sqrt(x)
+
+    def log_softmax(self, x, /, *, axis=-1):
+        return jax.nn.log_softmax(x, axis=axis)
+
+    def clip(self, x, /, min=None, max=None):
+        return jnp.clip(x, min, max)
+
+    def sum(self, x, /, *, axis=None, keepdims=False):
+        return jnp.sum(x, axis=axis, keepdims=keepdims)
+
+    def max(self, x, /, *, axis=None, keepdims=False):
+        return jnp.max(x, axis=axis, keepdims=keepdims)
+
+    def argmax(self, x, /, *, axis=None):
+        return jnp.argmax(x, axis=axis)
+
+    def stop_gradient(self, x, /):
+        return jax.lax.stop_gradient(x)
+
+    def value_and_grad(self, f, params, /):
+        (loss, aux), grads = jax.value_and_grad(f, has_aux=True)(list(params))
+        return (loss, aux), list(grads)
+
+    def rnn_layer(self, input_size, num_hiddens, vocab_size):
+        return FlaxRNNLayer(input_size, num_hiddens, vocab_size)
+
+    def graph(self, fn):
+        return fn             # compile() makes the whole step one XLA program
+
+    def compile(self, fn):
+        # The whole step as one XLA program. No argument is donated: callers keep references to
+        # what they pass (the trainer keeps the last epoch's weights and optimiser state for its
+        # Ctrl-C checkpoint), and a donated buffer is deleted; see docs/benchmarks.md.
+        return jax.jit(fn)
+
+
+class FlaxRNNLayer:
+    """Flax's ``nn.RNN(nn.SimpleCell)`` + ``nn.Dense``, called with ``Module.apply`` and the weights
+    as its ``params``. ``SimpleCell`` is ``tanh(i(x) + h(carry))`` with two ``Dense`` sub-layers,
+    of which only the input one, ``i``, has a bias; Flax kernels are ``(in, out)``, as ours."""
+    layout = (("cell/i/kernel", "W_xh", False), ("cell/h/kernel", "W_hh", False),
+              ("cell/i/bias", "b_h", False),
+              ("dense/kernel", "W_hq", False), ("dense/bias", "b_q", False))
+
+    def __init__(self, input_size, num_hiddens, vocab_size):
+        from flax import linen as nn
+        self.rnn = nn.RNN(nn.SimpleCell(num_hiddens), time_major=True, return_carry=True)
+        self.dense = nn.Dense(vocab_size)
+        # One compiled program per input shape: eager, Flax's scan would be traced and compiled
+        # again on every call (generation calls the layer once per character).
+        self._apply = jax.jit(self._layers)
+
+    def apply(self, weights, inputs, H):
+        return self._apply(list(weights), inputs, H)
+
+    def _layers(self, weights, inputs, H):
+        params = _nested([name for name, _, _ in self.layout], weights)
+        with jax.default_matmul_precision("float32"):
+            H_T, Hs = self.rnn.apply({"params": {"cell": params["cell"]}}, inputs,
+                                     initial_carry=H)                 # Hs (num_steps, batch, hidden)
+            O = self.dense.apply({"params": params["dense"]}, jnp.reshape(Hs, (-1, Hs.shape[-1])))
+        return O, H_T                            # (num_steps * batch, vocab), (batch, hidden)
+
+
+def _nested(names, weights):
+    """``['cell/i/kernel', ...]`` and their tensors -> ``{'cell': {'i': {'kernel': ...}}}``, the
+    nested ``params`` dictionary a Flax module is applied with."""
+    tree = {}
+    for name, w in zip(names, weights):
+        *path, leaf = name.split("/")
+        node = tree
+        for key in path:
+            node = node.setdefault(key, {})
+        node[leaf] = w
+    return tree
