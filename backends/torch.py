@@ -129,6 +129,11 @@ class TorchRNNLayer:
         self.dense = torch.nn.Linear(num_hiddens, vocab_size).to(device)
 
     def apply(self, weights, inputs, H):
+        # On CUDA, nn.RNN copies its weights into cuDNN's one flat buffer through a flat view of
+        # each; a transposed view (the layout's W_xhᵀ, W_hhᵀ, W_hqᵀ) has none, and the copy fails
+        # ("view size is not compatible with input tensor's size and stride"). So every weight
+        # is made contiguous and viewed flat here, on every device: the CPU runs what CUDA needs.
+        weights = [w.contiguous().view(-1).view(w.shape) for w in weights]
         names = [name for name, _, _ in self.layout]
         rnn_weights, dense_weights = dict(zip(names[:4], weights[:4])), dict(zip(names[4:], weights[4:]))
         Hs, H_T = torch.func.functional_call(self.rnn, rnn_weights, (inputs, H[None]))
