@@ -1,0 +1,127 @@
+"""Devices and numerics: which device a backend takes, IEEE float32 by default, TF32 and
+deterministic algorithms only when asked for, and nothing set by importing rnn-core.
+
+A GPU is pretended by replacing the backend class's ``gpu_count`` (the one place each backend
+asks its framework), so the selection logic of every framework with a GPU build is tested on a
+CPU machine too. The framework switches are process-wide, so they are read in a fresh process."""
+import functools
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rnn_core import get_backend
+from rnn_core.errors import DeviceUnavailable, RNNCoreError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def pretend_gpus(backend_name, monkeypatch):
+    """``pretend(n)`` makes the backend's class see ``n`` GPUs; returns the class. The
+    environment (which a backend may set for its GPU libraries) is restored afterwards."""
+    cls = type(get_backend(backend_name, "cpu"))
+    environment = dict(os.environ)
+
+    def pretend(n):
+        monkeypatch.setattr(cls, "gpu_count", staticmethod(lambda: n))
+        return cls
+
+    yield pretend
+    os.environ.clear()
+    os.environ.update(environment)
+
+
+def test_auto_and_gpu_take_the_gpu_the_framework_sees(backend_name, pretend_gpus):
+    cls = pretend_gpus(1)
+    if cls.gpu_device is None:                       # a framework without a GPU (NumPy)
+        with pytest.raises(DeviceUnavailable, match="--device cpu"):
+            get_backend(backend_name, "gpu")
+        assert get_backend(backend_name, "auto").device == get_backend(backend_name, "cpu").device
+        return
+    assert get_backend(backend_name, "auto").device == cls.gpu_device
+    assert get_backend(backend_name, "gpu").device == cls.gpu_device
+    assert get_backend(backend_name, "cpu").device != cls.gpu_device
+
+
+def test_gpu_where_the_framework_sees_none_is_refused_with_the_fix(backend_name, pretend_gpus):
+    cls = pretend_gpus(0)
+    with pytest.raises(DeviceUnavailable, match="--device cpu"):
+        get_backend(backend_name, "gpu")
+    assert get_backend(backend_name, "auto").device != cls.gpu_device
+
+
+def test_an_unknown_precision_is_refused():
+    with pytest.raises(RNNCoreError, match="unknown precision 'fp16': choose one of float32, tf32"):
+        get_backend("numpy", "cpu", precision="fp16")
+
+
+# Run in a fresh process: the framework's switches as each step leaves them, and as importing
+# (and importing again) every module of rnn_core and backends leaves a user's setting.
+NUMERICS = r"""
+import importlib, json, pkgutil, sys
+import rnn_core
+from rnn_core import get_backend
+
+name = sys.argv[1]
+report = {}
+ops = get_backend(name, "auto")
+report["default"] = ops.numerics()
+report["options"] = [ops.precision, ops.deterministic]
+user = get_backend(name, "auto", precision="tf32")      # stands for a user's own setting
+report["tf32"] = user.numerics()
+for module in pkgutil.iter_modules(rnn_core.__path__):
+    importlib.import_module("rnn_core." + module.name)
+for module in sorted(m for m in sys.modules if m.split(".")[0] in ("rnn_core", "backends")):
+    importlib.reload(sys.modules[module])
+report["after_imports"] = user.numerics()
+step = ops.compile(lambda x: x)
+step(ops.zeros((1,)))
+report["after_a_float32_step"] = ops.numerics()
+report["deterministic"] = get_backend(name, "auto", deterministic=True).numerics()
+cls = getattr(sys.modules[type(ops).__module__], type(ops).__name__)    # as reloaded
+cls.gpu_count = staticmethod(lambda: 1)                 # a pretended GPU: the GPU settings
+if cls.gpu_device is not None:
+    report["gpu_tf32"] = get_backend(name, "gpu", precision="tf32", deterministic=True).numerics()
+    report["gpu_default"] = get_backend(name, "gpu").numerics()
+print(json.dumps(report))
+"""
+
+
+@functools.lru_cache(maxsize=None)
+def numerics_report(backend_name):
+    result = subprocess.run([sys.executable, "-c", NUMERICS, backend_name], capture_output=True,
+                            text=True, cwd=ROOT, timeout=300, stdin=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONPATH": ROOT})
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_a_backend_computes_in_ieee_float32_by_default(backend_name):
+    report = numerics_report(backend_name)
+    assert report["options"] == ["float32", False]
+    assert report["default"]["tf32"] in (None, False)
+    assert report["after_a_float32_step"]["tf32"] in (None, False)
+
+
+def test_tf32_and_determinism_only_when_asked_for(backend_name):
+    report = numerics_report(backend_name)
+    assert report["tf32"]["tf32"] in (None, True)
+    assert report["default"]["deterministic"] in (None, False)
+    assert report["deterministic"]["deterministic"] in (None, True)
+
+
+def test_a_framework_with_a_gpu_has_both_switches_on_the_gpu(backend_name):
+    report = numerics_report(backend_name)
+    if "gpu_tf32" not in report:
+        assert get_backend(backend_name, "cpu").gpu_device is None
+        return
+    assert report["gpu_tf32"] == {"tf32": True, "deterministic": True}
+    assert report["gpu_default"]["tf32"] is False
+
+
+def test_importing_rnn_core_leaves_the_frameworks_switches_alone(backend_name):
+    report = numerics_report(backend_name)
+    assert report["after_imports"] == report["tf32"]
