@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from rnn_core import get_backend
-from rnn_core.backend import has
+from rnn_core.backend import REFERENCE, has
 from rnn_core.errors import DeviceUnavailable, RNNCoreError
 
 from conftest import device_for
@@ -131,3 +131,17 @@ def test_a_framework_with_a_gpu_has_both_switches_on_the_gpu(backend_name):
 def test_importing_rnn_core_leaves_the_frameworks_switches_alone(backend_name):
     report = numerics_report(backend_name)
     assert report["after_imports"] == report["tf32"]
+
+
+def tool(*args):
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=600, stdin=subprocess.DEVNULL)
+
+
+def test_run_gives_the_backend_tf32_and_deterministic_when_asked():
+    common = ["rnn_core.run", "--backend", REFERENCE, "--device", "cpu", "--epochs", "1",
+              "--hidden", "8", "--pred-period", "1", "--pred-len", "2"]
+    asked, default = tool(*common, "--tf32", "--deterministic"), tool(*common)
+    assert asked.returncode == default.returncode == 0, asked.stderr + default.stderr
+    assert " on cpu; TF32 allowed, deterministic; corpus " in asked.stdout.splitlines()[0]
+    assert " on cpu; corpus " in default.stdout.splitlines()[0]
