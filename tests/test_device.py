@@ -145,3 +145,13 @@ def test_run_gives_the_backend_tf32_and_deterministic_when_asked():
     assert asked.returncode == default.returncode == 0, asked.stderr + default.stderr
     assert " on cpu; TF32 allowed, deterministic; corpus " in asked.stdout.splitlines()[0]
     assert " on cpu; corpus " in default.stdout.splitlines()[0]
+
+
+def test_compare_gives_each_backend_tf32_and_deterministic_when_asked(tmp_path):
+    out = tmp_path / "compare.json"
+    result = tool("rnn_core.compare", "--backends", REFERENCE, "--epochs", "1", "--hidden", "8",
+                  "--tf32", "--deterministic", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "corpus lyrics_zh, TF32 allowed, deterministic" in result.stdout
+    row, = json.loads(out.read_text())["results"]
+    assert (row["precision"], row["deterministic"]) == ("tf32", True)
