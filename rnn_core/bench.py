@@ -80,7 +80,8 @@ def child(spec: dict) -> dict:
     from rnn_core import model
     import random
 
-    ops = get_backend(spec["backend"], spec["device"])
+    ops = get_backend(spec["backend"], spec["device"], precision=spec["precision"],
+                      deterministic=spec["deterministic"])
     corpus = load_corpus(spec["corpus"])
     V = corpus.vocab.vocab_size
     config = TrainConfig(num_hiddens=spec["hidden"], num_steps=spec["num_steps"],
@@ -102,7 +103,7 @@ def child(spec: dict) -> dict:
                           matmul_rate(ops, LARGE, LARGE, linear=True)),
              "recurrent": matmul_rate(ops, config.batch_size, config.num_hiddens)}
     return {"backend": ops.name, "version": ops.version, "device": ops.device,
-            "model": spec["model"], "path": spec["path"], "vocab_size": V,
+            "precision": ops.precision, "deterministic": ops.deterministic, "model": spec["model"], "path": spec["path"], "vocab_size": V,
             "tokens_per_s": tokens / sum(seconds), "s_per_epoch": float(np.median(seconds)),
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "matmul_flops": rates}
@@ -151,8 +152,10 @@ def summarise(results: list, hidden: int) -> dict:
         book = next((b for b in good if (b["backend"], b["model"], b["path"]) ==
                      (r["backend"], r["model"], "book")), None)
         r["speedup_over_book"] = r["tokens_per_s"] / book["tokens_per_s"] if book else None
-    return {"machine": machine(), "matmul_flops": rates, "own_matmul_flops": own_rates,
-            "vocab_size": vocab,
+    return {"machine": machine(), "devices": sorted({r["device"] for r in good}),
+            "precision": good[0].get("precision", "float32"),
+            "deterministic": good[0].get("deterministic", False),
+            "matmul_flops": rates, "own_matmul_flops": own_rates, "vocab_size": vocab,
             "repeats": max(len(r.get("runs_tokens_per_s", [1])) for r in results),
             "flops_per_token": sum(flops_per_token(hidden, vocab)),
             "bound_tokens_per_s": bound, "results": results}
@@ -160,7 +163,10 @@ def summarise(results: list, hidden: int) -> dict:
 
 def table(summary: dict) -> str:
     rates = summary["matmul_flops"]
-    lines = [f"machine: {summary['machine']}",
+    numerics = ("TF32 allowed" if summary["precision"] == "tf32" else "IEEE float32") + (
+        ", deterministic" if summary["deterministic"] else "")
+    lines = [f"machine: {summary['machine']}; devices {', '.join(summary['devices'])}; "
+             f"{numerics}",
              f"float32 matmul: {rates['large'] / 1e9:.1f} GFLOP/s at {LARGE}³, "
              f"{rates['recurrent'] / 1e9:.1f} GFLOP/s at the recurrent shape; "
              f"{summary['flops_per_token'] / 1e6:.2f} MFLOP per trained token; "
@@ -197,6 +203,7 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=cli.non_negative_int, default=1,
                    help="untimed epochs first (compilation, caches)")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "gpu"))
+    cli.add_numerics_options(p)
     p.add_argument("--repeats", type=cli.positive_int, default=3,
                    help="runs of every measurement, in rotation; the table shows the median")
     p.add_argument("--timeout", type=cli.positive_float, default=900.0,
@@ -210,7 +217,8 @@ def main(argv=None) -> int:
     from rnn_core.backend import canonical_name
     specs = [dict(backend=backend, model=model_kind, path=path, corpus=args.corpus,
                   hidden=args.hidden, batch_size=args.batch_size, num_steps=args.num_steps,
-                  epochs=args.epochs, warmup=args.warmup, device=args.device)
+                  epochs=args.epochs, warmup=args.warmup, device=args.device,
+                  **cli.numerics_options(args))
              for backend in [canonical_name(b) for b in args.backends]
              for model_kind in args.models if not (backend == "numpy" and model_kind == "concise")
              for path in args.paths]                            # NumPy has no RNN layer

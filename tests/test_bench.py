@@ -75,7 +75,8 @@ def test_the_fast_path_keeps_freed_buffers_on_linux(ops, monkeypatch):
 
 def test_share_of_own_bound_uses_each_frameworks_best_rates():
     def row(backend, path, tokens, large, recurrent):
-        return {"backend": backend, "model": "scratch", "path": path, "vocab_size": 1027,
+        return {"backend": backend, "device": "cpu", "model": "scratch", "path": path,
+                "vocab_size": 1027,
                 "tokens_per_s": tokens, "matmul_flops": {"large": large, "recurrent": recurrent}}
     rows = [row("numpy", "book", 1e4, 2e11, 1e11), row("numpy", "fast", 3e4, 1e11, 1.2e11),
             row("tf", "fast", 6e4, 4e11, 1e11)]

@@ -155,3 +155,16 @@ def test_compare_gives_each_backend_tf32_and_deterministic_when_asked(tmp_path):
     assert "corpus lyrics_zh, TF32 allowed, deterministic" in result.stdout
     row, = json.loads(out.read_text())["results"]
     assert (row["precision"], row["deterministic"]) == ("tf32", True)
+
+
+def test_bench_gives_the_backend_tf32_and_deterministic_when_asked(tmp_path):
+    out = tmp_path / "bench.json"
+    result = tool("rnn_core.bench", "--backends", REFERENCE, "--models", "scratch", "--paths",
+                  "fast", "--corpus", "lyrics_zh", "--hidden", "8", "--epochs", "1", "--warmup",
+                  "0", "--repeats", "1", "--tf32", "--deterministic", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "; TF32 allowed, deterministic" in result.stdout.splitlines()[0]
+    summary = json.loads(out.read_text())
+    row, = summary["results"]
+    assert (row["precision"], row["deterministic"]) == ("tf32", True)
+    assert (summary["precision"], summary["deterministic"]) == ("tf32", True)
