@@ -168,3 +168,18 @@ def test_bench_gives_the_backend_tf32_and_deterministic_when_asked(tmp_path):
     row, = summary["results"]
     assert (row["precision"], row["deterministic"]) == ("tf32", True)
     assert (summary["precision"], summary["deterministic"]) == ("tf32", True)
+
+
+def test_generate_takes_tf32(backend_name, tmp_path):
+    """On the CPU TF32 does not exist, so the text is the default's; on a GPU it may differ."""
+    path = tmp_path / "model.npz"
+    trained = tool("rnn_core.run", "--backend", REFERENCE, "--epochs", "1", "--hidden", "8",
+                   "--quiet", "--save", str(path))
+    assert trained.returncode == 0, trained.stderr
+    common = ["rnn_core.generate", "--checkpoint", str(path), "--backend", backend_name,
+              "--device", device_for(backend_name), "--num-chars", "8"]
+    asked, default = tool(*common, "--tf32"), tool(*common)
+    assert asked.returncode == default.returncode == 0, asked.stderr + default.stderr
+    assert len(asked.stdout.rstrip("\n")) == len("分开") + 8   # one epoch: mostly spaces
+    if device_for(backend_name) == "cpu":
+        assert asked.stdout == default.stdout
