@@ -8,17 +8,30 @@ of arrays (every op below calls ``self.F``, which is ``mx.nd``, or ``mx.sym`` wh
 records as one node and differentiates with the graph's own backward pass.
 
 MXNet's NDArray has no zero-dimensional arrays: a reduction over all axes has shape ``(1,)``."""
+import os
+
 import mxnet as mx
 import numpy as np
 
 from rnn_core.errors import DeviceUnavailable
 
+# MXNet's numerics on a GPU are set by environment variables that its CUDA libraries read once,
+# when they start: NVIDIA_TF32_OVERRIDE=0 keeps cuBLAS and cuDNN from using TF32 (the default on
+# Ampere and later, as mxnet.test_utils says), MXNET_ENFORCE_DETERMINISM=1 makes MXNet choose
+# deterministic cuDNN algorithms. Not verified on a GPU (docs/gpu.md).
+TF32_OVERRIDE, ENFORCE_DETERMINISM = "NVIDIA_TF32_OVERRIDE", "MXNET_ENFORCE_DETERMINISM"
+
 
 class MXNetOps:
     name = "mxnet"
+    gpu_device = str(mx.gpu(0))
 
-    def __init__(self, device="auto"):
-        num_gpus = mx.context.num_gpus()
+    @staticmethod
+    def gpu_count():
+        return mx.context.num_gpus()
+
+    def __init__(self, device="auto", *, precision="float32", deterministic=False):
+        num_gpus = self.gpu_count()
         if device == "gpu" and num_gpus == 0:
             raise DeviceUnavailable(
                 f"--device gpu: MXNet {mx.__version__} sees no GPU (mx.context.num_gpus() is 0; "
@@ -27,8 +40,22 @@ class MXNetOps:
         self._ctx = mx.gpu(0) if num_gpus and device in ("gpu", "auto") else mx.cpu()
         self.device = str(self._ctx)
         self.version = mx.__version__
+        self.precision, self.deterministic = precision, deterministic
         self.F = mx.nd        # the op namespace; a _SymbolNamespace while graph() traces
         self._ones_cache = {}
+        if self._ctx.device_type == "gpu":
+            if precision == "tf32":
+                os.environ.pop(TF32_OVERRIDE, None)
+            else:
+                os.environ[TF32_OVERRIDE] = "0"
+            if deterministic:
+                os.environ[ENFORCE_DETERMINISM] = "1"
+
+    def numerics(self):
+        if self._ctx.device_type != "gpu":
+            return {"tf32": None, "deterministic": None}    # no such switches on the CPU
+        return {"tf32": os.environ.get(TF32_OVERRIDE) != "0",
+                "deterministic": os.environ.get(ENFORCE_DETERMINISM) == "1"}
 
     def asarray(self, x, /):
         x = np.asarray(x)

@@ -10,14 +10,23 @@ from rnn_core.errors import DeviceUnavailable
 
 class NumpyOps:
     name = "numpy"
+    gpu_device = None           # NumPy has no GPU
 
-    def __init__(self, device="auto"):
+    @staticmethod
+    def gpu_count():
+        return 0
+
+    def __init__(self, device="auto", *, precision="float32", deterministic=False):
         if device == "gpu":
             raise DeviceUnavailable(
                 "the numpy backend runs on the CPU only; use --device cpu (or auto), "
                 "or a backend with a GPU build: torch, tf or mxnet")
         self.device = "cpu"
         self.version = np.__version__
+        self.precision, self.deterministic = precision, deterministic
+
+    def numerics(self):
+        return {"tf32": None, "deterministic": None}    # IEEE float32 on the CPU; no switches
 
     def asarray(self, x, /):
         x = np.asarray(x)

@@ -1,5 +1,8 @@
 """The TensorFlow backend: each op is one call of ``tf``; autograd is ``tf.GradientTape``;
-:meth:`compile` is ``tf.function``, pinned to the backend's device."""
+:meth:`compile` is ``tf.function``, pinned to the backend's device.
+
+TensorFlow's TF32 and op-determinism switches are process-wide: :meth:`TFOps._use_numerics` sets
+them to the backend's ``precision`` and ``deterministic`` on creation and at every step."""
 import numpy as np
 import tensorflow as tf
 
@@ -8,17 +11,36 @@ from rnn_core.errors import DeviceUnavailable
 
 class TFOps:
     name = "tf"
+    gpu_device = "/GPU:0"
 
-    def __init__(self, device="auto"):
-        gpus = tf.config.list_physical_devices("GPU")
+    @staticmethod
+    def gpu_count():
+        return len(tf.config.list_physical_devices("GPU"))
+
+    def __init__(self, device="auto", *, precision="float32", deterministic=False):
+        gpus = self.gpu_count()
         if device == "gpu" and not gpus:
             raise DeviceUnavailable(
                 f"--device gpu: TensorFlow {tf.__version__} sees no GPU "
                 "(tf.config.list_physical_devices('GPU') is empty; the tensorflow-cpu package has "
                 "no GPU support). Use --device cpu, or install 'tensorflow[and-cuda]' on a machine "
                 "with a GPU")
-        self.device = "/GPU:0" if gpus and device in ("gpu", "auto") else "/CPU:0"
+        self.device = self.gpu_device if gpus and device in ("gpu", "auto") else "/CPU:0"
         self.version = tf.__version__
+        self.precision, self.deterministic = precision, deterministic
+        self._use_numerics()
+
+    def numerics(self):
+        from tensorflow.python.framework import config   # its getter is not public
+        return {"tf32": tf.config.experimental.tensor_float_32_execution_enabled(),
+                "deterministic": config.is_op_determinism_enabled()}
+
+    def _use_numerics(self):
+        """TF32 as ``precision`` says, and op determinism if asked for (it is never switched
+        off: another backend object may have asked)."""
+        tf.config.experimental.enable_tensor_float_32_execution(self.precision == "tf32")
+        if self.deterministic:
+            tf.config.experimental.enable_op_determinism()
 
     def asarray(self, x, /):
         x = np.asarray(x)
@@ -98,6 +120,7 @@ class TFOps:
         return tf.stop_gradient(x)
 
     def value_and_grad(self, f, params, /):
+        self._use_numerics()         # in compile()'s graph: once, while tracing
         params = list(params)
         with tf.GradientTape() as tape:
             tape.watch(params)
@@ -118,7 +141,13 @@ class TFOps:
             with tf.device(device):
                 return fn(*args)
 
-        return tf.function(on_device, autograph=False)  # the core has no tensor-valued `if`
+        compiled = tf.function(on_device, autograph=False)  # the core has no tensor-valued `if`
+
+        def step(*args):
+            self._use_numerics()
+            return compiled(*args)
+
+        return step
 
 
 class KerasRNNLayer:

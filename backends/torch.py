@@ -1,16 +1,26 @@
-"""The PyTorch backend: each op is one call of ``torch``; autograd is ``torch.autograd.grad``."""
+"""The PyTorch backend: each op is one call of ``torch``; autograd is ``torch.autograd.grad``.
+
+PyTorch's TF32 and determinism switches are process-wide: :meth:`TorchOps._use_numerics` sets
+them to the backend's ``precision`` and ``deterministic`` on creation and at every step."""
+import os
+
 import numpy as np
 import torch
 
 from ._allocator import keep_freed_buffers
-from rnn_core.errors import DeviceUnavailable
+from rnn_core.errors import DeviceUnavailable, RNNCoreError
 
 
 class TorchOps:
     name = "torch"
+    gpu_device = "cuda:0"
 
-    def __init__(self, device="auto"):
-        has_cuda = torch.cuda.is_available()
+    @staticmethod
+    def gpu_count():
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+    def __init__(self, device="auto", *, precision="float32", deterministic=False):
+        has_cuda = self.gpu_count() > 0
         if device == "gpu" and not has_cuda:
             raise DeviceUnavailable(
                 "--device gpu: PyTorch sees no CUDA GPU (torch.cuda.is_available() is False; "
@@ -18,9 +28,25 @@ class TorchOps:
                 f"{'CPU-only' if torch.version.cuda is None else 'for CUDA ' + torch.version.cuda}). "
                 "Use --device cpu, or install a CUDA build of torch on a machine with a GPU")
         use_gpu = has_cuda and device in ("gpu", "auto")
-        self._device = torch.device("cuda:0" if use_gpu else "cpu")
+        self._device = torch.device(self.gpu_device if use_gpu else "cpu")
         self.device = str(self._device)
         self.version = torch.__version__
+        self.precision, self.deterministic = precision, deterministic
+        if deterministic and use_gpu:
+            _fix_cublas_workspace()
+        self._use_numerics()
+
+    def numerics(self):
+        return {"tf32": any(_tf32_allowed()),
+                "deterministic": torch.are_deterministic_algorithms_enabled()}
+
+    def _use_numerics(self):
+        """TF32 in CUDA products and cuDNN as ``precision`` says, and deterministic algorithms
+        if asked for (never switched off: another backend object may have asked)."""
+        _allow_tf32(self.precision == "tf32")
+        if self.deterministic:
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False      # the same cuDNN algorithm every run
 
     def asarray(self, x, /):
         x = np.asarray(x)
@@ -100,6 +126,7 @@ class TorchOps:
         return x.detach()
 
     def value_and_grad(self, f, params, /):
+        self._use_numerics()
         params = [p.detach().requires_grad_(True) for p in params]
         with torch.enable_grad():
             loss, aux = f(params)
@@ -115,7 +142,57 @@ class TorchOps:
     def compile(self, fn):
         # Nothing to compile in PyTorch; the step's large buffers are kept for reuse instead.
         keep_freed_buffers()
-        return fn
+
+        def step(*args):
+            self._use_numerics()
+            return fn(*args)
+
+        return step
+
+
+def _allow_tf32(allowed):
+    """Allow TF32 in CUDA matrix products and cuDNN (convolutions, RNNs), or make them IEEE
+    float32; oneDNN's CPU products stay IEEE either way. Recent PyTorch has a setting per
+    operation (``fp32_precision``) beside the two older flags, and its getters raise where the
+    two disagree, so both are set, the older first."""
+    torch.backends.cuda.matmul.allow_tf32 = allowed
+    torch.backends.cudnn.allow_tf32 = allowed
+    if hasattr(torch.backends, "fp32_precision"):
+        mode = "tf32" if allowed else "ieee"
+        torch.backends.cuda.matmul.fp32_precision = mode
+        torch.backends.cudnn.conv.fp32_precision = mode
+        torch.backends.cudnn.rnn.fp32_precision = mode
+        torch.backends.mkldnn.matmul.fp32_precision = "ieee"
+
+
+def _tf32_allowed():
+    """Whether CUDA products and cuDNN's RNN may use TF32 now: ``[matmul, rnn]``."""
+    if hasattr(torch.backends, "fp32_precision"):
+        return [torch.backends.cuda.matmul.fp32_precision == "tf32",
+                torch.backends.cudnn.rnn.fp32_precision == "tf32"]
+    return [torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32]
+
+
+DETERMINISTIC_CUBLAS = (":4096:8", ":16:8")
+
+
+def _fix_cublas_workspace():
+    """cuBLAS gives the same bits every run only with a fixed workspace, which it reads from
+    ``CUBLAS_WORKSPACE_CONFIG`` when PyTorch first uses it; PyTorch's deterministic mode refuses
+    cuBLAS without it. Set it here if the user has not and CUDA has not started yet in this
+    process; otherwise it may be too late, and the user is told how to set it."""
+    value = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    if value in DETERMINISTIC_CUBLAS:
+        return
+    if value is None and not torch.cuda.is_initialized():
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = DETERMINISTIC_CUBLAS[0]
+        return
+    why = (f"it is {value!r}" if value is not None else
+           "CUDA has already started in this process, too late to set it here")
+    raise RNNCoreError(
+        f"--deterministic on a GPU needs CUBLAS_WORKSPACE_CONFIG={DETERMINISTIC_CUBLAS[0]} "
+        f"(or {DETERMINISTIC_CUBLAS[1]}) before CUDA starts, and {why}: start Python with "
+        f"CUBLAS_WORKSPACE_CONFIG={DETERMINISTIC_CUBLAS[0]} in the environment")
 
 
 class TorchRNNLayer:
@@ -129,6 +206,11 @@ class TorchRNNLayer:
         self.dense = torch.nn.Linear(num_hiddens, vocab_size).to(device)
 
     def apply(self, weights, inputs, H):
+        # On CUDA, nn.RNN copies its weights into cuDNN's one flat buffer through a flat view of
+        # each; a transposed view (the layout's W_xhᵀ, W_hhᵀ, W_hqᵀ) has none, and the copy fails
+        # ("view size is not compatible with input tensor's size and stride"). So every weight
+        # is made contiguous and viewed flat here, on every device: the CPU runs what CUDA needs.
+        weights = [w.contiguous().view(-1).view(w.shape) for w in weights]
         names = [name for name, _, _ in self.layout]
         rnn_weights, dense_weights = dict(zip(names[:4], weights[:4])), dict(zip(names[4:], weights[4:]))
         Hs, H_T = torch.func.functional_call(self.rnn, rnn_weights, (inputs, H[None]))

@@ -21,6 +21,7 @@ _BACKENDS = {
 _ALIASES = {"np": "numpy", "pytorch": "torch", "tensorflow": "tf", "mx": "mxnet"}
 BACKEND_NAMES = tuple(_BACKENDS)
 DEVICES = ("auto", "cpu", "gpu")
+PRECISIONS = ("float32", "tf32")
 
 # The install profiles (constraints/<profile>.txt): the frameworks each one installs.
 PROFILES = {
@@ -60,17 +61,28 @@ def canonical_name(name: str) -> str:
     return key
 
 
-def get_backend(name: str, device: str = "auto"):
+def get_backend(name: str, device: str = "auto", *, precision: str = "float32",
+                deterministic: bool = False):
     """The :class:`rnn_core.ops.Ops` of framework ``name`` on ``device`` ('auto', 'cpu', 'gpu').
 
     ``auto`` takes the framework's first GPU when it sees one, else the CPU; the chosen device is
     the backend's ``device`` attribute. A framework that is not installed raises
     :class:`BackendUnavailable` naming the extra to install; ``gpu`` where the framework sees no
     GPU raises :class:`DeviceUnavailable`.
+
+    ``precision='float32'`` (the default) computes every product in IEEE float32, TensorFloat-32
+    switched off where the framework has it; ``'tf32'`` allows TF32 on GPUs that have it (faster,
+    products rounded to 10-bit mantissas). ``deterministic=True`` asks the framework for
+    deterministic algorithms, so that a run on a GPU repeats bit for bit (a resumed run included).
+    Where those are process-wide switches (PyTorch, TensorFlow), the backend sets them when it is
+    created and again at every training step; ``numerics()`` reads them back (docs/gpu.md).
     """
     key = canonical_name(name)
     if device not in DEVICES:
         raise RNNCoreError(f"unknown device {device!r}: choose one of {', '.join(DEVICES)}")
+    if precision not in PRECISIONS:
+        raise RNNCoreError(
+            f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
     module_name, class_name, framework, extra, title = _BACKENDS[key]
     fix = (f"install it with: pip install -c constraints/{default_profile()}.txt -e '.[{extra}]' "
            f"(or run: make run BACKEND={key})" if extra else "install it with: pip install numpy")
@@ -86,7 +98,8 @@ def get_backend(name: str, device: str = "auto"):
         raise BackendUnavailable(
             f"backend {key!r}: {title} is installed but does not import ({error}); {fix}"
         ) from error
-    return getattr(module, class_name)(device)
+    return getattr(module, class_name)(device, precision=precision,
+                                       deterministic=bool(deterministic))
 
 
 def backends_package():

@@ -38,6 +38,32 @@ def _number(text, kind):
             f"must be {'an integer' if kind is int else 'a number'}, got {text!r}") from None
 
 
+def add_numerics_options(parser: argparse.ArgumentParser, *, deterministic: bool = True) -> None:
+    """``--tf32`` and ``--deterministic``: the backend's numerics (docs/gpu.md)."""
+    parser.add_argument("--tf32", action="store_true",
+                        help="allow TensorFloat-32 in matrix products on GPUs that have it "
+                             "(faster, products rounded to 10-bit mantissas; default: IEEE "
+                             "float32 everywhere)")
+    if deterministic:
+        parser.add_argument("--deterministic", action="store_true",
+                            help="deterministic algorithms, so that a run on a GPU, resumed or "
+                                 "not, repeats bit for bit (slower; on the CPU runs repeat "
+                                 "anyway)")
+
+
+def numerics_options(args) -> dict:
+    """The keyword arguments of ``get_backend`` that the numerics options give."""
+    return {"precision": "tf32" if args.tf32 else "float32",
+            "deterministic": getattr(args, "deterministic", False)}
+
+
+def describe_numerics(ops) -> str:
+    """``'; TF32 allowed, deterministic'`` for a header line, or ``''`` for the defaults."""
+    parts = (["TF32 allowed"] if ops.precision == "tf32" else []) + (
+        ["deterministic"] if ops.deterministic else [])
+    return "; " + ", ".join(parts) if parts else ""
+
+
 def run_main(main, argv=None) -> int:
     """Call ``main(argv)``; a user error prints ``error: ...`` (no traceback) and returns 2."""
     import numpy as np

@@ -23,7 +23,8 @@ def child(spec: dict) -> dict:
     from rnn_core.data import load_corpus
     from rnn_core.train import TrainConfig, train_and_predict_rnn
 
-    ops = get_backend(spec["backend"], spec["device"])
+    ops = get_backend(spec["backend"], spec["device"], precision=spec["precision"],
+                      deterministic=spec["deterministic"])
     corpus = load_corpus(spec["corpus"])
     config = TrainConfig(**spec["config"])
     if ops.name == "numpy" and config.model == "concise":
@@ -31,7 +32,8 @@ def child(spec: dict) -> dict:
     _, history = train_and_predict_rnn(ops, corpus, config, log=lambda line: None)
     timed = history[1:] or history          # the first epoch also compiles and warms caches
     s_per_epoch = float(np.median([epoch.seconds for epoch in timed]))
-    return {"backend": ops.name, "device": ops.device, "model": config.model,
+    return {"backend": ops.name, "device": ops.device, "precision": ops.precision,
+            "deterministic": ops.deterministic, "model": config.model,
             "perplexity": [epoch.perplexity for epoch in history], "s_per_epoch": s_per_epoch,
             "tokens_per_s": timed[0].tokens / s_per_epoch}
 
@@ -68,6 +70,7 @@ def main(argv=None) -> int:
     p.add_argument("--clip", type=cli.positive_float, default=1e-2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "gpu"))
+    cli.add_numerics_options(p)
     p.add_argument("--plot", metavar="PATH", help="write the perplexity curves as a PNG")
     p.add_argument("--json", metavar="PATH", help="write the curves and figures as JSON")
     p.add_argument("--child", help=argparse.SUPPRESS)
@@ -84,7 +87,7 @@ def main(argv=None) -> int:
     results = []
     for backend in dict.fromkeys(canonical_name(b) for b in args.backends):
         spec = {"backend": backend, "device": args.device, "corpus": args.corpus,
-                "config": config}
+                "config": config, **cli.numerics_options(args)}
         results.append(cli.run_child("rnn_core.compare", spec, timeout=3600))
         r = results[-1]
         print(f"  {backend}: " + (r["error"] if "error" in r else
@@ -92,7 +95,9 @@ def main(argv=None) -> int:
     if all("error" in r for r in results):
         raise ValueError("every backend failed: " + results[0]["error"])
     print(f"{args.model} model, {args.optimizer}, {args.epochs} epochs, seed {args.seed}, "
-          f"corpus {args.corpus or 'lyrics_zh'}")
+          f"corpus {args.corpus or 'lyrics_zh'}"
+          + "".join(f", {o}" for o, on in (("TF32 allowed", args.tf32),
+                                          ("deterministic", args.deterministic)) if on))
     print(table(results))
     if args.plot:
         from rnn_core.plot import perplexity_plot

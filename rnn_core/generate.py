@@ -28,11 +28,12 @@ def main(argv=None) -> int:
                    help="0 (default): greedy; above 0: sample from softmax(logits / T)")
     p.add_argument("--top-k", type=cli.positive_int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    cli.add_numerics_options(p, deterministic=False)
     args = p.parse_args(argv)
     if args.temperature < 0:
         raise ValueError(f"--temperature must be 0 (greedy) or positive, got {args.temperature}")
     saved = checkpoint.load(args.checkpoint)
-    ops = get_backend(args.backend, args.device)
+    ops = get_backend(args.backend, args.device, **cli.numerics_options(args))
     vocab = Vocab.from_list(saved.idx_to_char, unk=saved.unk)
     kind = saved.config.get("model", "scratch")
     if kind == "concise" and ops.name == "numpy":

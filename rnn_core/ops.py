@@ -29,6 +29,25 @@ class Ops(Protocol):
 
     name: str    # 'numpy', 'torch', 'tf' or 'mxnet'
     device: str  # where tensors live, in the framework's words: 'cpu', 'cuda:0', '/GPU:0', 'gpu(0)'
+    gpu_device: "str | None"  # the device that --device gpu takes; None: the framework has no GPU
+    precision: str        # 'float32' (IEEE, the default) or 'tf32' (TensorFloat-32 allowed on GPUs)
+    deterministic: bool   # deterministic algorithms asked for: a GPU run repeats bit for bit
+
+    # The constructor is ``(device, *, precision, deterministic)``; :func:`rnn_core.get_backend`
+    # checks the values and calls it.
+
+    @staticmethod
+    def gpu_count() -> int:
+        """How many GPUs the framework sees (0 for a CPU-only build): what ``--device auto``
+        and ``--device gpu`` decide by."""
+
+    def numerics(self) -> dict:
+        """The framework's switches that decide this backend's numerics, read back from the
+        framework now: ``{"tf32": bool | None, "deterministic": bool | None}``. ``tf32`` is True
+        where TensorFloat-32 is allowed in any product, False where every product is IEEE
+        float32; None where the framework has no such switch on this device (NumPy; MXNet on the
+        CPU). Creating the backend sets them to ``precision`` and ``deterministic``; where they are
+        process-wide (PyTorch, TensorFlow), every training step sets them again."""
 
     # ---- moving data in and out -------------------------------------------------------------
     def asarray(self, x: np.ndarray, /) -> Tensor:

@@ -77,6 +77,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="PATH", help="save the perplexity curve as a PNG")
     p.add_argument("--quiet", action="store_true",
                    help="print only the last epoch's lines (and no progress bar)")
+    cli.add_numerics_options(p)
     return p
 
 
@@ -127,7 +128,7 @@ def main(argv=None) -> int:
         raise checkpoint.CheckpointError(
             f"the checkpoint has already trained {saved.epoch} epochs: give --epochs above "
             f"{saved.epoch} to train further")
-    ops = get_backend(args.backend, args.device)
+    ops = get_backend(args.backend, args.device, **cli.numerics_options(args))
     for prefix in config.prefixes:      # fail before training, not after it
         if not prefix:
             raise ValueError("--prefixes: a prefix is empty; give at least one character to "
@@ -137,7 +138,8 @@ def main(argv=None) -> int:
     make_forward(ops, corpus.vocab.vocab_size, config)
     if saved is not None:
         checkpoint.check_compatible(saved, corpus.vocab.idx_to_char, config.num_hiddens)
-    header = (f"backend {ops.name} {ops.version} on {ops.device}; corpus {corpus.name}: "
+    header = (f"backend {ops.name} {ops.version} on {ops.device}{cli.describe_numerics(ops)}; "
+              f"corpus {corpus.name}: "
               f"{len(corpus.chars)} characters, vocab_size {corpus.vocab.vocab_size}; "
               f"{config.model} model, {config.init} init, {config.sampling} sampling, "
               f"{config.optimizer} lr {config.lr:g}, grad {config.grad}"

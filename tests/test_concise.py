@@ -50,6 +50,32 @@ def test_framework_weights_convert_to_and_from_the_canonical_layout(autograd_ops
         np.testing.assert_allclose(round_trip[name], expected, rtol=1e-6, err_msg=name)
 
 
+def test_the_layer_takes_weights_that_are_transposed_views(autograd_ops, problem):
+    """The canonical layout hands the framework's layer each transposed weight as a transpose of
+    the canonical tensor, a strided view where the framework has views. On CUDA, cuDNN's RNN
+    copies its weights into one flat buffer through a flat view of each, which such a view does
+    not have: PyTorch's concise model crashed there ('view size is not compatible with input
+    tensor's size and stride'). The layer must make its weights dense on every device, so this
+    runs the layer, forward and backward, on exactly such views, on the CPU too."""
+    ops = autograd_ops
+    params, X, Y, H0 = problem
+    layer = ops.rnn_layer(VOCAB, HIDDEN, VOCAB)
+    weights = concise.from_canonical(layer.layout, params)
+    views = [ops.matrix_transpose(ops.asarray(np.ascontiguousarray(weights[name].T)))
+             if transposed else ops.asarray(weights[name]) for name, _, transposed in layer.layout]
+    X_T = ops.asarray(X.T)
+    inputs = ops.reshape(ops.one_hot(ops.reshape(X_T, (-1,)), VOCAB), (STEPS, BATCH, VOCAB))
+
+    def loss(ws):
+        O, H = layer.apply(ws, inputs, ops.asarray(H0))
+        return ops.sum(O * O) + ops.sum(H), O
+
+    (_, O), grads = ops.value_and_grad(loss, views)
+    O_ref, _ = reference_forward(params, X, H0)
+    np.testing.assert_allclose(ops.to_numpy(O), O_ref, rtol=1e-4, atol=1e-5)
+    assert [tuple(g.shape) for g in grads] == [weights[name].shape for name, _, _ in layer.layout]
+
+
 def test_concise_gradients_equal_the_hand_written_bptt(autograd_ops, problem):
     from rnn_core import bptt
     ops = autograd_ops

@@ -1,0 +1,185 @@
+"""Devices and numerics: which device a backend takes, IEEE float32 by default, TF32 and
+deterministic algorithms only when asked for, and nothing set by importing rnn-core.
+
+A GPU is pretended by replacing the backend class's ``gpu_count`` (the one place each backend
+asks its framework), so the selection logic of every framework with a GPU build is tested on a
+CPU machine too. The framework switches are process-wide, so they are read in a fresh process."""
+import functools
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rnn_core import get_backend
+from rnn_core.backend import REFERENCE, has
+from rnn_core.errors import DeviceUnavailable, RNNCoreError
+
+from conftest import device_for
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def pretend_gpus(backend_name, monkeypatch):
+    """``pretend(n)`` makes the backend's class see ``n`` GPUs; returns the class. The
+    environment (which a backend may set for its GPU libraries) is restored afterwards."""
+    cls = type(get_backend(backend_name, "cpu"))
+    environment = dict(os.environ)
+
+    def pretend(n):
+        monkeypatch.setattr(cls, "gpu_count", staticmethod(lambda: n))
+        return cls
+
+    yield pretend
+    os.environ.clear()
+    os.environ.update(environment)
+
+
+def test_auto_and_gpu_take_the_gpu_the_framework_sees(backend_name, pretend_gpus):
+    cls = pretend_gpus(1)
+    if not has(backend_name, "gpu"):                 # a framework without a GPU build (NumPy)
+        with pytest.raises(DeviceUnavailable, match="--device cpu"):
+            get_backend(backend_name, "gpu")
+        assert get_backend(backend_name, "auto").device == get_backend(backend_name, "cpu").device
+        return
+    assert get_backend(backend_name, "auto").device == cls.gpu_device
+    assert get_backend(backend_name, "gpu").device == cls.gpu_device
+    assert get_backend(backend_name, "cpu").device != cls.gpu_device
+
+
+def test_gpu_where_the_framework_sees_none_is_refused_with_the_fix(backend_name, pretend_gpus):
+    cls = pretend_gpus(0)
+    with pytest.raises(DeviceUnavailable, match="--device cpu"):
+        get_backend(backend_name, "gpu")
+    assert get_backend(backend_name, "auto").device != cls.gpu_device
+
+
+def test_an_unknown_precision_is_refused():
+    with pytest.raises(RNNCoreError, match="unknown precision 'fp16': choose one of float32, tf32"):
+        get_backend("numpy", "cpu", precision="fp16")
+
+
+# Run in a fresh process: the framework's switches as each step leaves them, and as importing
+# (and running again) every module of rnn_core and its backends leaves a user's setting.
+NUMERICS = r"""
+import importlib, json, pkgutil, sys
+import rnn_core
+from rnn_core import get_backend
+from rnn_core.backend import has
+
+name, device = sys.argv[1:]
+report = {}
+ops = get_backend(name, device)
+report["default"] = ops.numerics()
+report["options"] = [ops.precision, ops.deterministic]
+user = get_backend(name, device, precision="tf32")      # stands for a user's own setting
+report["tf32"] = user.numerics()
+for module in pkgutil.iter_modules(rnn_core.__path__):
+    importlib.import_module("rnn_core." + module.name)
+for name_ in sorted(m for m in sys.modules if m.split(".")[0] == "rnn_core"):
+    module = sys.modules[name_]                          # its code run again, as on a first import
+    module.__spec__.loader.exec_module(module)
+report["after_imports"] = user.numerics()
+step = ops.compile(lambda x: x)
+step(ops.zeros((1,)))
+report["after_a_float32_step"] = ops.numerics()
+report["deterministic"] = get_backend(name, device, deterministic=True).numerics()
+cls = getattr(sys.modules[type(ops).__module__], type(ops).__name__)    # as reloaded
+cls.gpu_count = staticmethod(lambda: 1)                 # a pretended GPU: the GPU settings
+if has(name, "gpu"):
+    report["gpu_tf32"] = get_backend(name, "gpu", precision="tf32", deterministic=True).numerics()
+    report["gpu_default"] = get_backend(name, "gpu").numerics()
+print(json.dumps(report))
+"""
+
+
+@functools.lru_cache(maxsize=None)
+def numerics_report(backend_name):
+    result = subprocess.run([sys.executable, "-c", NUMERICS, backend_name,
+                             device_for(backend_name)], capture_output=True,
+                            text=True, cwd=ROOT, timeout=300, stdin=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONPATH": ROOT})
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_a_backend_computes_in_ieee_float32_by_default(backend_name):
+    report = numerics_report(backend_name)
+    assert report["options"] == ["float32", False]
+    assert report["default"]["tf32"] in (None, False)
+    assert report["after_a_float32_step"]["tf32"] in (None, False)
+
+
+def test_tf32_and_determinism_only_when_asked_for(backend_name):
+    report = numerics_report(backend_name)
+    assert report["tf32"]["tf32"] in (None, True)
+    assert report["default"]["deterministic"] in (None, False)
+    assert report["deterministic"]["deterministic"] in (None, True)
+
+
+def test_a_framework_with_a_gpu_has_both_switches_on_the_gpu(backend_name):
+    report = numerics_report(backend_name)
+    if not has(backend_name, "gpu"):
+        assert "gpu_tf32" not in report
+        return
+    assert report["gpu_tf32"] == {"tf32": True, "deterministic": True}
+    assert report["gpu_default"]["tf32"] is False
+
+
+def test_importing_rnn_core_leaves_the_frameworks_switches_alone(backend_name):
+    report = numerics_report(backend_name)
+    assert report["after_imports"] == report["tf32"]
+
+
+def tool(*args):
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=600, stdin=subprocess.DEVNULL)
+
+
+def test_run_gives_the_backend_tf32_and_deterministic_when_asked():
+    common = ["rnn_core.run", "--backend", REFERENCE, "--device", "cpu", "--epochs", "1",
+              "--hidden", "8", "--pred-period", "1", "--pred-len", "2"]
+    asked, default = tool(*common, "--tf32", "--deterministic"), tool(*common)
+    assert asked.returncode == default.returncode == 0, asked.stderr + default.stderr
+    assert " on cpu; TF32 allowed, deterministic; corpus " in asked.stdout.splitlines()[0]
+    assert " on cpu; corpus " in default.stdout.splitlines()[0]
+
+
+def test_compare_gives_each_backend_tf32_and_deterministic_when_asked(tmp_path):
+    out = tmp_path / "compare.json"
+    result = tool("rnn_core.compare", "--backends", REFERENCE, "--epochs", "1", "--hidden", "8",
+                  "--tf32", "--deterministic", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "corpus lyrics_zh, TF32 allowed, deterministic" in result.stdout
+    row, = json.loads(out.read_text())["results"]
+    assert (row["precision"], row["deterministic"]) == ("tf32", True)
+
+
+def test_bench_gives_the_backend_tf32_and_deterministic_when_asked(tmp_path):
+    out = tmp_path / "bench.json"
+    result = tool("rnn_core.bench", "--backends", REFERENCE, "--models", "scratch", "--paths",
+                  "fast", "--corpus", "lyrics_zh", "--hidden", "8", "--epochs", "1", "--warmup",
+                  "0", "--repeats", "1", "--tf32", "--deterministic", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "; TF32 allowed, deterministic" in result.stdout.splitlines()[0]
+    summary = json.loads(out.read_text())
+    row, = summary["results"]
+    assert (row["precision"], row["deterministic"]) == ("tf32", True)
+    assert (summary["precision"], summary["deterministic"]) == ("tf32", True)
+
+
+def test_generate_takes_tf32(backend_name, tmp_path):
+    """On the CPU TF32 does not exist, so the text is the default's; on a GPU it may differ."""
+    path = tmp_path / "model.npz"
+    trained = tool("rnn_core.run", "--backend", REFERENCE, "--epochs", "1", "--hidden", "8",
+                   "--quiet", "--save", str(path))
+    assert trained.returncode == 0, trained.stderr
+    common = ["rnn_core.generate", "--checkpoint", str(path), "--backend", backend_name,
+              "--device", device_for(backend_name), "--num-chars", "8"]
+    asked, default = tool(*common, "--tf32"), tool(*common)
+    assert asked.returncode == default.returncode == 0, asked.stderr + default.stderr
+    assert len(asked.stdout.rstrip("\n")) == len("分开") + 8   # one epoch: mostly spaces
+    if device_for(backend_name) == "cpu":
+        assert asked.stdout == default.stdout
