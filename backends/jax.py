@@ -3,9 +3,11 @@
 ``SimpleCell`` run over time by ``nn.RNN``, and ``nn.Dense``.
 
 Matrix products ask for ``Precision.HIGHEST``: IEEE float32 on every device, where JAX's default
-on a recent NVIDIA GPU is TensorFloat-32 (10 bits of mantissa). Flax's cell builds its own
-products, so its layers run inside ``jax.default_matmul_precision('float32')``, a context, which
-changes nothing outside the call. Index tensors are int32 (JAX's default integer width)."""
+on a recent NVIDIA GPU is TensorFloat-32 (10 bits of mantissa); ``precision='tf32'`` asks for the
+default instead. Flax's cell builds its own products, so its layers run inside
+``jax.default_matmul_precision(...)``, a context, which changes nothing outside the call. Index tensors are int32 (JAX's default integer width)."""
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,24 +15,59 @@ import numpy as np
 from rnn_core.errors import DeviceUnavailable
 
 HIGHEST = jax.lax.Precision.HIGHEST
+_DETERMINISTIC_FLAG = "--xla_gpu_deterministic_ops=true"
+
+
+def _first_device(platform):
+    try:
+        return jax.devices(platform)[0]
+    except RuntimeError:        # a GPU only pretended (tests of the selection logic)
+        return None
+
+
+def _deterministic_gpu_ops():
+    """XLA's deterministic GPU kernels (scatter-adds without atomics) are chosen by a flag that it
+    reads when its GPU client starts: asked for before the first GPU computation, it holds for the
+    process (docs/gpu.md)."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if _DETERMINISTIC_FLAG not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {_DETERMINISTIC_FLAG}".strip()
 
 
 class JaxOps:
     name = "jax"
+    gpu_device = "gpu:0"
 
-    def __init__(self, device="auto"):
+    @staticmethod
+    def gpu_count():
         try:
-            gpus = jax.devices("gpu")
+            return len(jax.devices("gpu"))
         except RuntimeError:                  # no GPU platform in this jaxlib, or none seen
-            gpus = []
-        if device == "gpu" and not gpus:
+            return 0
+
+    def __init__(self, device="auto", *, precision="float32", deterministic=False):
+        use_gpu = self.gpu_count() > 0 and device in ("gpu", "auto")
+        if device == "gpu" and not use_gpu:
             raise DeviceUnavailable(
                 f"--device gpu: JAX {jax.__version__} sees no GPU (jax.devices('gpu') finds none; "
                 f"its devices here are {', '.join(d.platform for d in jax.devices())}). Use "
                 "--device cpu, or install the CUDA build ('jax[cuda12]') on a machine with a GPU")
-        self._device = gpus[0] if gpus and device in ("gpu", "auto") else jax.devices("cpu")[0]
-        self.device = f"{self._device.platform}:{self._device.id}"
+        self._device = _first_device("gpu" if use_gpu else "cpu")
+        self.device = self.gpu_device if use_gpu else "cpu:0"
         self.version = jax.__version__
+        self.precision, self.deterministic = precision, deterministic
+        # Precision is an argument of every product here (no process-wide switch): HIGHEST is IEEE
+        # float32; DEFAULT lets a GPU use TensorFloat-32.
+        self._precision = jax.lax.Precision.DEFAULT if precision == "tf32" else HIGHEST
+        self._flax_precision = "tensorfloat32" if precision == "tf32" else "float32"
+        if deterministic and use_gpu:
+            _deterministic_gpu_ops()
+
+    def numerics(self):
+        on_gpu = self.device == self.gpu_device
+        return {"tf32": (self.precision == "tf32") if on_gpu else None,
+                "deterministic": _DETERMINISTIC_FLAG in os.environ.get("XLA_FLAGS", "")
+                if on_gpu else None}
 
     def asarray(self, x, /):
         x = np.asarray(x)
@@ -44,10 +81,10 @@ class JaxOps:
         return jnp.zeros(shape, jnp.float32, device=self._device)
 
     def matmul(self, x1, x2, /):
-        return jnp.matmul(x1, x2, precision=HIGHEST)
+        return jnp.matmul(x1, x2, precision=self._precision)
 
     def linear(self, x, weight, bias, /):
-        return jnp.matmul(x, weight, precision=HIGHEST) + bias   # XLA fuses the bias addition
+        return jnp.matmul(x, weight, precision=self._precision) + bias   # XLA fuses the bias addition
 
     def matrix_transpose(self, x, /):
         return jnp.transpose(x)
@@ -111,7 +148,7 @@ class JaxOps:
         return (loss, aux), list(grads)
 
     def rnn_layer(self, input_size, num_hiddens, vocab_size):
-        return FlaxRNNLayer(input_size, num_hiddens, vocab_size)
+        return FlaxRNNLayer(input_size, num_hiddens, vocab_size, self._flax_precision)
 
     def graph(self, fn):
         return fn             # compile() makes the whole step one XLA program
@@ -131,8 +168,9 @@ class FlaxRNNLayer:
               ("cell/i/bias", "b_h", False),
               ("dense/kernel", "W_hq", False), ("dense/bias", "b_q", False))
 
-    def __init__(self, input_size, num_hiddens, vocab_size):
+    def __init__(self, input_size, num_hiddens, vocab_size, precision="float32"):
         from flax import linen as nn
+        self.precision = precision
         self.rnn = nn.RNN(nn.SimpleCell(num_hiddens), time_major=True, return_carry=True)
         self.dense = nn.Dense(vocab_size)
         # One compiled program per input shape: eager, Flax's scan would be traced and compiled
@@ -144,7 +182,7 @@ class FlaxRNNLayer:
 
     def _layers(self, weights, inputs, H):
         params = _nested([name for name, _, _ in self.layout], weights)
-        with jax.default_matmul_precision("float32"):
+        with jax.default_matmul_precision(self.precision):
             H_T, Hs = self.rnn.apply({"params": {"cell": params["cell"]}}, inputs,
                                      initial_carry=H)                 # Hs (num_steps, batch, hidden)
             O = self.dense.apply({"params": params["dense"]}, jnp.reshape(Hs, (-1, Hs.shape[-1])))
