@@ -135,3 +135,10 @@ def _load_mxnet_before_tensorflow(key: str) -> None:
             "crashes when it starts after TensorFlow 2.17. Load the mxnet backend first (or "
             "get_backend('tf') first, which loads MXNet before TensorFlow), or use separate "
             "processes")
+
+
+def is_installed(name: str) -> bool:
+    """Whether the framework of backend ``name`` is installed: looked up, not imported, so
+    asking is cheap and changes nothing (:func:`get_backend` still reports one that is installed
+    but broken)."""
+    return importlib.util.find_spec(_BACKENDS[canonical_name(name)][2]) is not None
