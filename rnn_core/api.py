@@ -32,6 +32,7 @@ from rnn_core.backend import BACKEND_NAMES, canonical_name, get_backend, is_inst
 from rnn_core.data import DEFAULT_MAX_CHARS, Vocab, load_corpus
 from rnn_core.errors import BackendUnavailable, RNNCoreError
 from rnn_core.optim import OPTIMIZERS
+from rnn_core.plot import perplexity_figure     # part of the API too
 from rnn_core.predict import predict_rnn
 from rnn_core.train import (EpochResult, TrainConfig, book_defaults, make_forward,
                             resolve_grad, train_and_predict_rnn)
@@ -69,7 +70,6 @@ class TrainResult:
 
     def figure(self, title: str | None = None):
         """The perplexity curve, a ``matplotlib.figure.Figure`` (log scale)."""
-        from rnn_core.plot import perplexity_figure
         return perplexity_figure({self.backend: self.perplexities}, title if title is not None
                                  else f"{self.config.model} model on {self.backend}")
 
@@ -163,7 +163,6 @@ class Comparison:
 
     def figure(self, title: str | None = None):
         """Every backend's perplexity curve on one ``matplotlib.figure.Figure``."""
-        from rnn_core.plot import perplexity_figure
         first = next(iter(self.results.values()), None)
         if title is None:
             title = (f"{first.config.model} model, {len(first.history)} epochs, same seed"
