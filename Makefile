@@ -5,7 +5,7 @@
 #   current  Python 3.12+:   NumPy 2, PyTorch, TensorFlow and JAX (MXNet 1.9.1 needs NumPy < 1.24).
 # The profile follows the Python found; `make test PROFILE=current PYTHON=python3.12` asks for one.
 # The notebook tools (the `notebooks` extra) come with both; `make notebooks` writes
-# notebooks/*.ipynb from their jupytext .py files.
+# notebooks/*.ipynb from their jupytext .py files; `make docs` writes docs/side-by-side.md from backends/.
 PYTHON ?= python3
 VENV ?= .venv
 BACKEND ?= numpy
@@ -15,7 +15,7 @@ PY := $(VENV)/bin/python
 DECIDER := $(if $(wildcard $(PY)),$(PY),$(PYTHON))
 PROFILE ?= $(shell $(DECIDER) -c 'import sys; print("all" if sys.version_info < (3, 12) else "current")')
 
-.PHONY: run test install profile notebooks clean
+.PHONY: run test install profile notebooks docs clean
 
 $(VENV)/.installed-$(PROFILE): pyproject.toml constraints/$(PROFILE).txt
 	@$(DECIDER) -c 'import sys; v = sys.version_info; ok = {"all": v < (3, 12), "current": v >= (3, 12)}.get("$(PROFILE)"); sys.exit(0 if ok else "profile '$(PROFILE)' does not fit Python %d.%d: all needs Python 3.10 or 3.11, current 3.12 or later (choose PYTHON=..., or VENV=... for a new environment)" % v[:2])'
@@ -40,6 +40,9 @@ test: $(VENV)/.installed-$(PROFILE)
 
 notebooks: $(VENV)/.installed-$(PROFILE)
 	$(PY) -m jupytext --to ipynb notebooks/*.py
+
+docs: $(VENV)/.installed-$(PROFILE)
+	$(PY) docs/scripts/side_by_side.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache build dist

@@ -142,3 +142,11 @@ def is_installed(name: str) -> bool:
     asking is cheap and changes nothing (:func:`get_backend` still reports one that is installed
     but broken)."""
     return importlib.util.find_spec(_BACKENDS[canonical_name(name)][2]) is not None
+
+
+def backend_source(name: str) -> tuple:
+    """``(module, class, framework's name)`` of backend ``name``, e.g. ``('backends.tf', 'TFOps',
+    'TensorFlow')``: where its code is, for tools that read it without importing the framework
+    (``docs/scripts/side_by_side.py``)."""
+    module, class_name, _, _, title = _BACKENDS[canonical_name(name)]
+    return module, class_name, title
