@@ -145,6 +145,7 @@ def cell(code: list) -> str:
         for char, entity in (("|", "&#124;"), ("*", "&#42;"), ("_", "&#95;"), ("`", "&#96;"),
                              ("[", "&#91;"), ("]", "&#93;"), ("\\", "&#92;"), ("~", "&#126;")):
             text = text.replace(char, entity)
+        text = re.sub(" {2,}", lambda run: "&nbsp;" * len(run.group()), text)  # HTML keeps one
         escaped.append("&nbsp;" * indent + text)
     return "<code>" + "<br>".join(escaped) + "</code>"
 
