@@ -39,7 +39,7 @@ test: $(VENV)/.installed-$(PROFILE)
 	RNN_CORE_PROFILE=$(PROFILE) $(PY) -m pytest $(ARGS)
 
 notebooks: $(VENV)/.installed-$(PROFILE)
-	$(PY) -m jupytext --to ipynb notebooks/*.py
+	$(PY) -m jupytext --to ipynb --update notebooks/*.py   # --update keeps the cells' ids
 
 docs: $(VENV)/.installed-$(PROFILE)
 	$(PY) docs/scripts/side_by_side.py

@@ -21,13 +21,12 @@
 
 # %%
 # %matplotlib inline
-import numpy as np
-
 import rnn_core
 from rnn_core import api
+from rnn_core.backend import REFERENCE, has
 
 BACKENDS = rnn_core.available_backends()
-with_layers = [name for name in BACKENDS if api.has_rnn_layer(rnn_core.get_backend(name))]
+with_layers = [name for name in BACKENDS if has(name, "layers")]
 print("installed:", ", ".join(BACKENDS))
 print("with an RNN layer (concise model):", ", ".join(with_layers) or "none")
 print("skipped (not installed):",
@@ -72,7 +71,7 @@ for name in with_layers:
 # does not get amplified, so the curves should agree to several digits.
 
 # %%
-names = ["numpy"] + with_layers if "numpy" in BACKENDS else with_layers
+names = [REFERENCE] + with_layers
 comparison = rnn_core.compare(names, model="concise", num_epochs=4, num_hiddens=32, lr=1.0,
                               clipping_theta=1.0, pred_len=10)
 for name, result in comparison.results.items():

@@ -28,7 +28,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from rnn_core import checkpoint, model
-from rnn_core.backend import BACKEND_NAMES, canonical_name, get_backend, is_installed
+from rnn_core.backend import BACKEND_NAMES, canonical_name, get_backend, has, is_installed
 from rnn_core.data import DEFAULT_MAX_CHARS, Vocab, load_corpus
 from rnn_core.errors import BackendUnavailable, RNNCoreError
 from rnn_core.optim import OPTIMIZERS
@@ -93,8 +93,8 @@ class TrainResult:
 
 
 def available_backends(names: Iterable[str] = BACKEND_NAMES) -> list:
-    """The backends among ``names`` (default: all) whose framework is installed, in order.
-    Nothing is imported to find out."""
+    """The backends among ``names`` (default: all) whose framework and backend module are
+    installed, in order. Nothing is imported to find out."""
     return [canonical_name(name) for name in names if is_installed(name)]
 
 
@@ -226,7 +226,8 @@ def compare(backends: Sequence[str] | None = None, corpus: str | os.PathLike | N
     every installed one), one after the other in this process; the arguments are
     :func:`train`'s. A backend whose framework is not installed is skipped, with the reason in
     ``comparison.skipped``. The concise model has no NumPy layer: NumPy trains the scratch
-    model on the same weights, the same function, as the reference. ``verbose`` prints one line
+    model on the same weights, the same function, as the reference; NumPy, which has no GPU
+    build, runs on the CPU whatever ``device`` says. ``verbose`` prints one line
     per backend as it finishes. (``python -m rnn_core.compare`` runs each backend in its own
     process instead, so its timings do not share threads or memory.)"""
     names = list(dict.fromkeys(canonical_name(b) for b in
@@ -234,30 +235,22 @@ def compare(backends: Sequence[str] | None = None, corpus: str | os.PathLike | N
     config = dataclasses.asdict(make_config(**settings))   # one set of settings for all
     results, skipped = {}, {}
     for name in names:
+        where = device if has(name, "gpu") else "cpu"     # NumPy has no GPU build
         try:
-            ops = get_backend(name, device)
+            get_backend(name, where)
         except BackendUnavailable as error:
             skipped[name] = str(error)
             continue
         own = dict(config)
-        if own["model"] == "concise" and not has_rnn_layer(ops):
+        if own["model"] == "concise" and not has(name, "layers"):
             own["model"] = "scratch"            # the same weights and maths, the reference
-        results[name] = train(name, corpus, device=device, max_chars=max_chars, verbose=False,
+        results[name] = train(name, corpus, device=where, max_chars=max_chars, verbose=False,
                               **own)
         if verbose:
             r = results[name]
             print(f"{name}: perplexity {r.perplexities[-1]:.3f} after {len(r.history)} epochs, "
                   f"{sum(r.seconds):.1f} s", flush=True)
     return Comparison(results, skipped)
-
-
-def has_rnn_layer(ops) -> bool:
-    """Whether the backend has a framework RNN layer (the concise model)."""
-    try:
-        ops.rnn_layer(1, 1, 1)
-    except NotImplementedError:
-        return False
-    return True
 
 
 def generate(source: TrainResult | str | os.PathLike, prefix: str, num_chars: int = 50, *,
@@ -283,7 +276,7 @@ def generate(source: TrainResult | str | os.PathLike, prefix: str, num_chars: in
         kind = saved.config.get("model", "scratch")
         backend = backend or "numpy"
     ops = get_backend(backend, device)
-    if kind == "concise" and not has_rnn_layer(ops):
+    if kind == "concise" and not has(ops.name, "layers"):
         kind = "scratch"                        # the same weights and maths
     forward = make_forward(ops, vocab.vocab_size,
                            TrainConfig(num_hiddens=params.W_hh.shape[0], model=kind))

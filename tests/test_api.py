@@ -8,20 +8,21 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import DEVICE
+from conftest import device_for
 from rnn_core import api, get_backend, model
+from rnn_core.backend import REFERENCE, has
 from rnn_core.data import load_corpus
 from rnn_core.errors import BackendUnavailable, RNNCoreError
 from rnn_core.train import TrainConfig, book_defaults, train_and_predict_rnn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = {"num_hiddens": 16, "pred_len": 6, "verbose": False, "device": DEVICE}
+TINY = {"num_hiddens": 16, "pred_len": 6, "verbose": False}
 STABLE = {"lr": 1.0, "clipping_theta": 1.0}     # the second edition's step: backends agree
 
 
 def test_train_returns_the_core_loops_numbers(backend_name):
-    result = api.train(backend_name, num_epochs=2, **TINY)
-    ops = get_backend(backend_name, DEVICE)
+    result = api.train(backend_name, num_epochs=2, device=device_for(backend_name), **TINY)
+    ops = get_backend(backend_name, device_for(backend_name))
     config = TrainConfig(**{**book_defaults(), "num_hiddens": 16, "num_epochs": 2, "pred_len": 6})
     params, history = train_and_predict_rnn(ops, load_corpus(None), config, log=lambda _: None)
     assert result.backend == ops.name and result.corpus == "lyrics_zh"
@@ -37,16 +38,18 @@ def test_train_returns_the_core_loops_numbers(backend_name):
 
 
 def test_train_keeps_the_books_lines_and_prints_them_when_verbose(backend_name, capsys):
-    quiet = api.train(backend_name, num_epochs=2, pred_period=1, **TINY)
+    quiet = api.train(backend_name, num_epochs=2, pred_period=1, device=device_for(backend_name),
+                      **TINY)
     assert capsys.readouterr().out == ""
     assert quiet.log[0].startswith("epoch 1, perplexity") and len(quiet.log) == 6
-    api.train(backend_name, num_epochs=1, pred_period=1, **{**TINY, "verbose": True})
+    api.train(backend_name, num_epochs=1, pred_period=1, device=device_for(backend_name),
+              **{**TINY, "verbose": True})
     assert capsys.readouterr().out.startswith("epoch 1, perplexity")
 
 
 def test_figure_is_an_object_oriented_figure_with_the_curve(backend_name):
     from matplotlib.figure import Figure
-    result = api.train(backend_name, num_epochs=2, **TINY)
+    result = api.train(backend_name, num_epochs=2, device=device_for(backend_name), **TINY)
     figure = result.figure()
     assert isinstance(figure, Figure)
     (line,) = figure.axes[0].get_lines()
@@ -68,16 +71,18 @@ def test_importing_and_plotting_changes_no_process_wide_state():
 
 def test_generate_from_a_result_and_from_its_checkpoint(backend_name, tmp_path):
     path = tmp_path / "model.npz"
-    result = api.train(backend_name, num_epochs=2, save=path, **TINY, **STABLE)
+    device = device_for(backend_name)
+    result = api.train(backend_name, num_epochs=2, save=path, device=device, **TINY, **STABLE)
     for prefix, text in result.samples.items():
-        assert api.generate(result, prefix, 6) == text           # the book's greedy decoding
-        assert api.generate(path, prefix, 6, backend=backend_name, device=DEVICE) == text
-    a, b = (api.generate(result, "分开", 20, temperature=1.0, top_k=5, seed=3) for _ in "ab")
+        assert api.generate(result, prefix, 6, device=device) == text   # the book's greedy decoding
+        assert api.generate(path, prefix, 6, backend=backend_name, device=device) == text
+    a, b = (api.generate(result, "分开", 20, temperature=1.0, top_k=5, seed=3, device=device)
+            for _ in "ab")
     assert a == b and len(a) == 22
 
 
 def test_generate_refuses_a_result_without_weights(backend_name):
-    result = api.train(backend_name, num_epochs=1, **TINY)
+    result = api.train(backend_name, num_epochs=1, device=device_for(backend_name), **TINY)
     copy = api.TrainResult.from_dict(result.to_dict())
     assert copy.perplexities == result.perplexities and copy.samples == result.samples
     with pytest.raises(RNNCoreError, match="save=PATH"):
@@ -85,11 +90,11 @@ def test_generate_refuses_a_result_without_weights(backend_name):
 
 
 def test_compare_trains_each_backend_from_the_same_start(backend_name):
-    names = list(dict.fromkeys(["numpy", backend_name]))
-    comparison = api.compare(names, num_epochs=2, verbose=False, device=DEVICE, num_hiddens=16,
-                             pred_len=6, **STABLE)
+    names = list(dict.fromkeys([REFERENCE, backend_name]))
+    comparison = api.compare(names, num_epochs=2, verbose=False, device=device_for(backend_name),
+                             num_hiddens=16, pred_len=6, **STABLE)
     assert list(comparison.results) == names and comparison.skipped == {}
-    reference, own = comparison.results["numpy"], comparison.results[backend_name]
+    reference, own = comparison.results[REFERENCE], comparison.results[backend_name]
     np.testing.assert_allclose(own.perplexities, reference.perplexities, rtol=1e-4)
     table = comparison.table().splitlines()
     assert table[0] == "| epoch | " + " | ".join(names) + " |" and len(table) == 4
@@ -100,13 +105,15 @@ def test_compare_trains_each_backend_from_the_same_start(backend_name):
     assert len(comparison.figure().axes[0].get_lines()) == len(names)
 
 
-def test_compare_concise_has_the_numpy_scratch_reference_on_the_same_settings(backend_name):
-    comparison = api.compare(["numpy", backend_name], model="concise", num_epochs=1,
-                             verbose=False, device=DEVICE, num_hiddens=16, pred_len=2, **STABLE)
-    reference = comparison.results["numpy"]
+def test_compare_concise_has_the_scratch_reference_on_the_same_settings(backend_name):
+    comparison = api.compare([REFERENCE, backend_name], model="concise", num_epochs=1,
+                             verbose=False, device=device_for(backend_name), num_hiddens=16,
+                             pred_len=2, **STABLE)
+    reference = comparison.results[REFERENCE]
     assert reference.config.model == "scratch" and reference.config.sampling == "consecutive"
     own = comparison.results[backend_name]
     assert own.config.sampling == "consecutive"
+    assert own.config.model == ("concise" if has(backend_name, "layers") else "scratch")
     np.testing.assert_allclose(own.perplexities, reference.perplexities, rtol=1e-4)
 
 

@@ -44,7 +44,7 @@ def test_the_ipynb_is_generated_from_its_py(path):
         [(c.cell_type, c.source) for c in want.cells], \
         f"{path.with_suffix('.ipynb').name} is out of date: run make notebooks"
     assert all(not c.get("outputs") for c in have.cells if c.cell_type == "code"), \
-        "commit notebooks without outputs: run make notebooks"
+        "commit notebooks without outputs: delete the .ipynb and run make notebooks"
 
 
 @pytest.fixture(scope="module")

@@ -36,9 +36,13 @@ def test_the_page_is_current(generator, generated):
         "docs/side-by-side.md is out of date: run python docs/scripts/side_by_side.py"
 
 
-def test_the_page_is_complete_for_every_op_and_backend(generator, generated):
+def test_the_page_is_complete_for_every_op_and_backend(generator, generated, selected):
+    """Every backend of the table must have its file, its every op and its reasons; one left out
+    of ``--backends`` may be missing from the checkout (its column then says so)."""
     text, problems = generated
-    assert problems == []
+    unselected = {f"backends/{backend_source(name)[0].rsplit('.', 1)[1]}.py is missing"
+                  for name in BACKEND_NAMES if name not in selected}
+    assert [problem for problem in problems if problem not in unselected] == []
     titles = [backend_source(name)[2] for name in BACKEND_NAMES]
     rows = [line for line in text.splitlines() if line.startswith("| `")]
     ops = [name for _, name, _ in generator.protocol()]

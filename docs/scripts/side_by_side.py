@@ -85,7 +85,7 @@ def is_pass_through(code: list) -> bool:
 
 def read_backend(name: str) -> Backend:
     module, class_name, title = backend_source(name)
-    path = ROOT.joinpath(*module.split(".")).with_suffix(".py")
+    path = ROOT / "backends" / (module.rsplit(".", 1)[1] + ".py")    # rnn_core.backends = backends/
     backend = Backend(name, title, path, path.is_file())
     if not backend.found:
         return backend
