@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 import rnn_core
 from rnn_core import api, sampling
 
-print("installed backends:", ", ".join(rnn_core.available_backends()), "| this notebook uses: numpy")
+print("installed backends:", ", ".join(api.available_backends()), "| this notebook uses: numpy")
 
 # %% [markdown]
 # ## A toy corpus
@@ -93,12 +93,12 @@ figure
 # every batch from a zero state. With consecutive sampling training carries the state over,
 # **detached** first: the gradient stops at the batch boundary (truncated backpropagation
 # through time), but the information in the state flows on. Both are one setting of
-# `rnn_core.train`; here is a short run of each on the project's small lyrics corpus, with a
+# `api.train`; here is a short run of each on the project's small lyrics corpus, with a
 # small model so that it finishes in seconds.
 
 # %%
 settings = dict(num_epochs=8, num_hiddens=32, verbose=False)
-runs = {name: rnn_core.train("numpy", sampling=name, **settings)
+runs = {name: api.train("numpy", sampling=name, **settings)
         for name in ("random", "consecutive")}
 for name, result in runs.items():
     print(f"{name:>11}: perplexity {result.perplexities[0]:.1f} after one epoch, "

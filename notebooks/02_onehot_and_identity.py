@@ -25,11 +25,12 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import rnn_core
+from rnn_core import api
 from rnn_core import model
 from rnn_core.data import Vocab
 from rnn_core.identity import concatenated_matmul_identity
 
-BACKENDS = rnn_core.available_backends()
+BACKENDS = api.available_backends()
 print("running on:", ", ".join(BACKENDS))
 print("skipped (not installed):",
       ", ".join(n for n in rnn_core.BACKEND_NAMES if n not in BACKENDS) or "none")

@@ -33,7 +33,7 @@ from rnn_core.errors import TrainingDiverged
 from rnn_core.train import grad_clipping
 
 ops = rnn_core.get_backend("numpy")
-print("installed backends:", ", ".join(rnn_core.available_backends()), "| this notebook uses: numpy")
+print("installed backends:", ", ".join(api.available_backends()), "| this notebook uses: numpy")
 
 # %% [markdown]
 # ## Gradients that grow with the number of steps
@@ -99,7 +99,7 @@ curves = {}
 for lr, theta in ((100, 0.01), (10, 0.1), (10, 1e9)):
     label = f"lr {lr}, theta {theta:g}" if theta < 1e9 else f"lr {lr}, no clipping"
     try:
-        curves[label] = rnn_core.train("numpy", lr=lr, clipping_theta=theta, **settings).perplexities
+        curves[label] = api.train("numpy", lr=lr, clipping_theta=theta, **settings).perplexities
     except TrainingDiverged as error:   # the loss itself became NaN or infinite
         print(label, "diverged:", error)
 for label, values in curves.items():

@@ -28,12 +28,13 @@ import math
 import numpy as np
 
 import rnn_core
+from rnn_core import api
 from rnn_core import model
 from rnn_core.data import load_corpus
 from rnn_core.train import perplexity
 
 ops = rnn_core.get_backend("numpy")
-print("installed backends:", ", ".join(rnn_core.available_backends()), "| this notebook uses: numpy")
+print("installed backends:", ", ".join(api.available_backends()), "| this notebook uses: numpy")
 corpus = load_corpus()            # the project's small lyrics corpus
 V = corpus.vocab.vocab_size
 print(f"corpus {corpus.name}: {len(corpus.chars)} characters, {V} distinct")
@@ -73,7 +74,7 @@ print(perplexity(1000.0), math.isinf(perplexity(1000.0)))
 # characters follow which. The dashed line is the uniform guess.
 
 # %%
-result = rnn_core.train("numpy", num_epochs=10, num_hiddens=32, pred_period=5, pred_len=20)
+result = api.train("numpy", num_epochs=10, num_hiddens=32, pred_period=5, pred_len=20)
 
 # %%
 figure = result.figure("perplexity of a small model, numpy")

@@ -25,7 +25,7 @@ import rnn_core
 from rnn_core import api
 from rnn_core.backend import REFERENCE, has
 
-BACKENDS = rnn_core.available_backends()
+BACKENDS = api.available_backends()
 with_layers = [name for name in BACKENDS if has(name, "layers")]
 print("installed:", ", ".join(BACKENDS))
 print("with an RNN layer (concise model):", ", ".join(with_layers) or "none")
@@ -72,7 +72,7 @@ for name in with_layers:
 
 # %%
 names = [REFERENCE] + with_layers
-comparison = rnn_core.compare(names, model="concise", num_epochs=4, num_hiddens=32, lr=1.0,
+comparison = api.compare(names, model="concise", num_epochs=4, num_hiddens=32, lr=1.0,
                               clipping_theta=1.0, pred_len=10)
 for name, result in comparison.results.items():
     print(f"{name:>6}: {result.config.model} model")

@@ -25,8 +25,9 @@ import tempfile
 from pathlib import Path
 
 import rnn_core
+from rnn_core import api
 
-BACKENDS = rnn_core.available_backends()
+BACKENDS = api.available_backends()
 print("running on:", ", ".join(BACKENDS))
 print("skipped (not installed):",
       ", ".join(n for n in rnn_core.BACKEND_NAMES if n not in BACKENDS) or "none")
@@ -39,7 +40,7 @@ print("skipped (not installed):",
 # does the same from the command line, each backend in a process of its own.)
 
 # %%
-comparison = rnn_core.compare(BACKENDS, num_epochs=5, num_hiddens=32, pred_len=20)
+comparison = api.compare(BACKENDS, num_epochs=5, num_hiddens=32, pred_len=20)
 
 # %%
 print(comparison.table(every=1))
@@ -74,10 +75,10 @@ print(comparison.samples_text())
 # %%
 with tempfile.TemporaryDirectory() as folder:
     path = Path(folder) / "model.npz"
-    trained = rnn_core.train(BACKENDS[0], num_epochs=3, num_hiddens=32, save=path,
+    trained = api.train(BACKENDS[0], num_epochs=3, num_hiddens=32, save=path,
                              verbose=False)
     for name in BACKENDS:
-        print(f"{name:>6}:", rnn_core.generate(path, "分开", 20, backend=name))
+        print(f"{name:>6}:", api.generate(path, "分开", 20, backend=name))
 
 # %% [markdown]
 # Every backend continues the prefix with the same characters. Greedy decoding picks the most
@@ -86,7 +87,7 @@ with tempfile.TemporaryDirectory() as folder:
 
 # %%
 for temperature in (0.5, 1.0):
-    print(f"T = {temperature}:", rnn_core.generate(trained, "分开", 20, temperature=temperature, seed=0))
+    print(f"T = {temperature}:", api.generate(trained, "分开", 20, temperature=temperature, seed=0))
 
 # %% [markdown]
 # A result without its weights converts to plain JSON (this is what `python -m rnn_core.compare`

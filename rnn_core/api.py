@@ -28,7 +28,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from rnn_core import checkpoint, model
-from rnn_core.backend import BACKEND_NAMES, canonical_name, get_backend, has, is_installed
+from rnn_core.backend import (BACKEND_NAMES, REFERENCE, canonical_name, get_backend, has,
+                              is_installed)
 from rnn_core.data import DEFAULT_MAX_CHARS, Vocab, load_corpus
 from rnn_core.errors import BackendUnavailable, RNNCoreError
 from rnn_core.optim import OPTIMIZERS
@@ -185,7 +186,7 @@ class Comparison:
             lines.append(f"| {epoch} | " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
-    def summary(self, reference: str = "numpy") -> str:
+    def summary(self, reference: str = REFERENCE) -> str:
         """Per backend: the final perplexity, the largest difference of its loss curve (the log
         of the perplexity) from the ``reference`` backend's, the median seconds per epoch from
         the second epoch on (the first also compiles), and tokens per second; a Markdown table."""
@@ -232,25 +233,32 @@ def compare(backends: Sequence[str] | None = None, corpus: str | os.PathLike | N
     process instead, so its timings do not share threads or memory.)"""
     names = list(dict.fromkeys(canonical_name(b) for b in
                                (available_backends() if backends is None else backends)))
-    config = dataclasses.asdict(make_config(**settings))   # one set of settings for all
+    config = make_config(**settings)                # one set of settings for every backend
     results, skipped = {}, {}
     for name in names:
-        where = device if has(name, "gpu") else "cpu"     # NumPy has no GPU build
         try:
-            get_backend(name, where)
+            results[name] = _train_for_comparison(name, corpus, config, device=device,
+                                                  max_chars=max_chars)
         except BackendUnavailable as error:
             skipped[name] = str(error)
             continue
-        own = dict(config)
-        if own["model"] == "concise" and not has(name, "layers"):
-            own["model"] = "scratch"            # the same weights and maths, the reference
-        results[name] = train(name, corpus, device=where, max_chars=max_chars, verbose=False,
-                              **own)
         if verbose:
             r = results[name]
             print(f"{name}: perplexity {r.perplexities[-1]:.3f} after {len(r.history)} epochs, "
                   f"{sum(r.seconds):.1f} s", flush=True)
     return Comparison(results, skipped)
+
+
+def _train_for_comparison(name: str, corpus, config: TrainConfig, *, device: str,
+                          max_chars: int, on_epoch: Callable | None = None) -> TrainResult:
+    """One backend's run of a comparison (:func:`compare`, and each process of ``python -m
+    rnn_core.compare``): NumPy, which has no GPU build, on the CPU; and where the backend has no
+    RNN layer, the concise model's reference, the scratch model on the same weights."""
+    settings = dataclasses.asdict(config)
+    if settings["model"] == "concise" and not has(name, "layers"):
+        settings["model"] = "scratch"               # the same weights and maths
+    return train(name, corpus, device=device if has(name, "gpu") else "cpu",
+                 max_chars=max_chars, verbose=False, on_epoch=on_epoch, **settings)
 
 
 def generate(source: TrainResult | str | os.PathLike, prefix: str, num_chars: int = 50, *,

@@ -59,8 +59,8 @@ def test_figure_is_an_object_oriented_figure_with_the_curve(backend_name):
 def test_importing_and_plotting_changes_no_process_wide_state():
     code = ("import sys, matplotlib\n"
             "before = dict.__getitem__(matplotlib.rcParams, 'backend')\n"
-            "import rnn_core\n"
-            "r = rnn_core.train('numpy', num_epochs=1, num_hiddens=8, pred_len=2, verbose=False)\n"
+            "from rnn_core import api\n"
+            "r = api.train('numpy', num_epochs=1, num_hiddens=8, pred_len=2, verbose=False)\n"
             "r.figure().savefig(sys.argv[1])\n"
             "assert dict.__getitem__(matplotlib.rcParams, 'backend') == before\n"
             "assert 'matplotlib.pyplot' not in sys.modules\n")
