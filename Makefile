@@ -4,6 +4,8 @@
 #   all      Python <= 3.11: NumPy 1.23, PyTorch, TensorFlow, MXNet and JAX;
 #   current  Python 3.12+:   NumPy 2, PyTorch, TensorFlow and JAX (MXNet 1.9.1 needs NumPy < 1.24).
 # The profile follows the Python found; `make test PROFILE=current PYTHON=python3.12` asks for one.
+# The notebook tools (the `notebooks` extra) come with both; `make notebooks` writes
+# notebooks/*.ipynb from their jupytext .py files; `make docs` writes docs/side-by-side.md from backends/.
 PYTHON ?= python3
 VENV ?= .venv
 BACKEND ?= numpy
@@ -13,14 +15,14 @@ PY := $(VENV)/bin/python
 DECIDER := $(if $(wildcard $(PY)),$(PY),$(PYTHON))
 PROFILE ?= $(shell $(DECIDER) -c 'import sys; print("all" if sys.version_info < (3, 12) else "current")')
 
-.PHONY: run test install profile clean
+.PHONY: run test install profile notebooks docs clean
 
 $(VENV)/.installed-$(PROFILE): pyproject.toml constraints/$(PROFILE).txt
 	@$(DECIDER) -c 'import sys; v = sys.version_info; ok = {"all": v < (3, 12), "current": v >= (3, 12)}.get("$(PROFILE)"); sys.exit(0 if ok else "profile '$(PROFILE)' does not fit Python %d.%d: all needs Python 3.10 or 3.11, current 3.12 or later (choose PYTHON=..., or VENV=... for a new environment)" % v[:2])'
 	@$(MAKE) --no-print-directory profile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install --only-binary=:all: -c constraints/$(PROFILE).txt -e '.[$(PROFILE),test]'
+	$(PY) -m pip install --only-binary=:all: -c constraints/$(PROFILE).txt -e '.[$(PROFILE),test,notebooks]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -35,6 +37,12 @@ run: $(VENV)/.installed-$(PROFILE)
 
 test: $(VENV)/.installed-$(PROFILE)
 	RNN_CORE_PROFILE=$(PROFILE) $(PY) -m pytest $(ARGS)
+
+notebooks: $(VENV)/.installed-$(PROFILE)
+	$(PY) -m jupytext --to ipynb --update notebooks/*.py   # --update keeps the cells' ids
+
+docs: $(VENV)/.installed-$(PROFILE)
+	$(PY) docs/scripts/side_by_side.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache build dist

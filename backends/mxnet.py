@@ -162,7 +162,10 @@ class MXNetOps:
         return fn             # a step that calls autograd cannot be one graph; see graph()
 
     def graph(self, fn):
-        """``fn`` traced once per input signature into one ``CachedOp`` (static memory and
+        """One graph for the loss, because MXNet's engine and autograd pay a fixed cost for every
+        operator run one by one (docs/benchmarks.md), and a ``CachedOp`` runs a graph as one.
+
+        ``fn`` is traced once per input signature into one ``CachedOp`` (static memory and
         shapes), called on NDArrays. Arrays ``fn`` captures from outside (constants such as the
         concise model's identity) become graph inputs, the same arrays on every call."""
         cache = {}

@@ -135,6 +135,8 @@ class TFOps:
         return fn             # compile() makes the whole step one graph
 
     def compile(self, fn):
+        """The whole step as one graph, because eager TensorFlow dispatches every op from Python
+        one at a time, while ``tf.function`` traces the step once and runs it as a graph."""
         device = self.device
 
         def on_device(*args):

@@ -135,3 +135,22 @@ def _load_mxnet_before_tensorflow(key: str) -> None:
             "crashes when it starts after TensorFlow 2.17. Load the mxnet backend first (or "
             "get_backend('tf') first, which loads MXNet before TensorFlow), or use separate "
             "processes")
+
+
+def is_installed(name: str) -> bool:
+    """Whether backend ``name`` can be loaded: its framework is installed and its module is
+    present. Both are looked up, not imported, so asking is cheap and changes nothing
+    (:func:`get_backend` still reports a framework that is installed but broken)."""
+    module_name, _, framework, _, _ = _BACKENDS[canonical_name(name)]
+    if importlib.util.find_spec(framework) is None:
+        return False
+    backends_package()
+    return importlib.util.find_spec(module_name) is not None
+
+
+def backend_source(name: str) -> tuple:
+    """``(module, class, framework's name)`` of backend ``name``, e.g. ``('rnn_core.backends.tf',
+    'TFOps', 'TensorFlow')``: where its code is, for tools that read it without importing the
+    framework (``docs/scripts/side_by_side.py``)."""
+    module, class_name, _, _, title = _BACKENDS[canonical_name(name)]
+    return module, class_name, title

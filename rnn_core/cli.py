@@ -5,6 +5,8 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
+import threading
 
 from rnn_core.errors import RNNCoreError
 
@@ -82,18 +84,46 @@ def run_main(main, argv=None) -> int:
         return 0
 
 
-def run_child(module: str, spec: dict, timeout: float) -> dict:
+PROGRESS = "progress "     # a child's line ``progress {json}`` reports progress as it runs
+
+
+def run_child(module: str, spec: dict, timeout: float, on_progress=None) -> dict:
     """Run ``python -m module --child SPEC`` in a fresh process (one framework per process, its
-    own threads and memory) and return the JSON it prints last, or ``{..., "error": ...}``."""
+    own threads and memory) and return the JSON it prints last, or ``{..., "error": ...}``.
+    Lines ``progress {json}`` that it prints before are passed to ``on_progress(record)`` as they
+    come."""
     command = [sys.executable, "-m", module, "--child", json.dumps(spec)]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
+    expired = threading.Event()
+    with tempfile.TemporaryFile("w+") as errors:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True,
+                                   stdin=subprocess.DEVNULL)
+
+        def stop():
+            expired.set()
+            process.kill()
+        timer = threading.Timer(timeout, stop)
+        timer.start()
+        lines = []
+        try:
+            for line in process.stdout:
+                if line.startswith(PROGRESS):
+                    if on_progress is not None:
+                        on_progress(json.loads(line[len(PROGRESS):]))
+                elif line.strip():
+                    lines.append(line)
+            process.wait()
+        except BaseException:          # Ctrl-C, or a failing callback: leave no child behind
+            process.kill()
+            process.wait()
+            raise
+        finally:
+            timer.cancel()
+        errors.seek(0)
+        stderr = errors.read()
+    if expired.is_set():
         return {**spec, "error": f"took longer than {timeout:g} s"}
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        error = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    if process.returncode != 0 or not lines:
+        error = (stderr.strip().splitlines() or ["no output"])[-1]
         return {**spec, "error": error}
     return json.loads(lines[-1])
 

@@ -1,112 +1,153 @@
-"""``python -m rnn_core.compare --backends numpy torch tf mxnet``: the same model, from the same
-seed, on each backend, side by side.
+"""``python -m rnn_core.compare --backends numpy torch tf``: the same model, from the same seed and
+weights, trained on each backend, side by side: the classroom's view of "one algorithm, every
+framework".
 
-Each backend trains in its own process and reports its perplexity curve; the table gives the
-final perplexity, the largest difference of each loss curve (mean cross-entropy per epoch) from
-the NumPy reference's, seconds per epoch and tokens per second; ``--plot PATH`` overlays the
-curves in a PNG. The concise model has no NumPy layer: its reference is the NumPy scratch model
-on the same weights, the same function."""
+It takes ``run``'s options (corpus, model, sampling, epochs, learning rate, clipping, hidden size,
+prefixes, seed, ...), with the same book defaults. Each backend trains in a process of its own
+(its own threads and memory, so the timings are comparable), through :func:`rnn_core.api.train`;
+a progress line follows the epochs. Then it prints the perplexity of every backend by epoch
+(every ``--pred-period`` epochs, and the last), a summary (final perplexity, the largest
+difference of each loss curve from the NumPy reference's, seconds per epoch, tokens per second),
+and the text every backend generates from each prefix, side by side. ``--plot FILE`` draws every
+backend's curve on one figure; ``--json FILE`` keeps the numbers. The concise model has no NumPy
+layer: its reference is the NumPy scratch model on the same weights, the same function."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
-from rnn_core import cli
+from rnn_core import api, cli, run
 from rnn_core.backend import BACKEND_NAMES, canonical_name
+from rnn_core.data import DEFAULT_MAX_CHARS
+
+# run's options that make no sense for several backends at once; every other one is compare's too.
+RUN_ONLY = {"help", "backend", "save", "resume", "plot", "quiet"}
+# run's options -> TrainConfig fields (the others are run's hyperparameters, run.HYPERPARAMETERS).
+LENGTHS = {"epochs": "num_epochs", "pred_period": "pred_period", "pred_len": "pred_len",
+           "prefixes": "prefixes"}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m rnn_core.compare",
+        description="Train the same model, from the same seed, on several backends and show "
+                    "their perplexities, timings and generated text side by side.")
+    p.add_argument("--backends", nargs="+", default=list(api.available_backends()),
+                   help=f"any of {', '.join(BACKEND_NAMES)} (default: every one installed)")
+    for action in run.parser()._actions:       # run's options, so the two tools cannot drift
+        if action.dest not in RUN_ONLY:
+            p._add_action(action)
+    p.add_argument("--plot", metavar="FILE", help="draw every backend's curve on one figure (PNG)")
+    p.add_argument("--json", metavar="FILE", help="write the settings and every backend's result")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    return p
+
+
+def settings(args) -> dict:
+    """The TrainConfig fields the user gave: the rest are the book's (api.make_config)."""
+    fields = {**run.HYPERPARAMETERS, **LENGTHS}
+    given = {field: getattr(args, option) for option, field in fields.items()
+             if getattr(args, option, None) is not None}
+    if "prefixes" in given:
+        given["prefixes"] = tuple(given["prefixes"])
+    if getattr(args, "book_path", False):
+        given["book_path"] = True
+    return given
 
 
 def child(spec: dict) -> dict:
-    from rnn_core import get_backend
-    from rnn_core.data import load_corpus
-    from rnn_core.train import TrainConfig, train_and_predict_rnn
+    """One backend's run, in its own process: a ``progress`` line per epoch, then the result."""
+    def report(result, num_epochs):
+        print(cli.PROGRESS + json.dumps({"epoch": result.epoch, "num_epochs": num_epochs,
+                                     "perplexity": result.perplexity}), flush=True)
 
-    ops = get_backend(spec["backend"], spec["device"], precision=spec["precision"],
-                      deterministic=spec["deterministic"])
-    corpus = load_corpus(spec["corpus"])
-    config = TrainConfig(**spec["config"])
-    if ops.name == "numpy" and config.model == "concise":
-        config.model = "scratch"          # the same weights and maths; NumPy has no RNN layer
-    _, history = train_and_predict_rnn(ops, corpus, config, log=lambda line: None)
-    timed = history[1:] or history          # the first epoch also compiles and warms caches
-    s_per_epoch = float(np.median([epoch.seconds for epoch in timed]))
-    return {"backend": ops.name, "device": ops.device, "precision": ops.precision,
-            "deterministic": ops.deterministic, "model": config.model,
-            "perplexity": [epoch.perplexity for epoch in history], "s_per_epoch": s_per_epoch,
-            "tokens_per_s": timed[0].tokens / s_per_epoch}
+    config = api.make_config(**spec["settings"])
+    result = api._train_for_comparison(spec["backend"], spec["corpus"], config,
+                                       device=spec["device"], max_chars=spec["max_chars"],
+                                       on_epoch=report)
+    return result.to_dict()
 
 
-def table(results: list, reference: str = "numpy") -> str:
-    ref = next((r for r in results if r["backend"] == reference and "error" not in r), None)
-    lines = ["| backend | final perplexity | largest loss difference from numpy | s/epoch | "
-             "tokens/s |", "| --- | ---: | ---: | ---: | ---: |"]   # s/epoch: median, 2nd epoch on
-    for r in results:
-        if "error" in r:
-            lines.append(f"| {r['backend']} | {r['error']} |  |  |  |")
-            continue
-        if ref is None:
-            difference = "no numpy run"
-        else:
-            own = np.log(np.array(r["perplexity"]))
-            difference = f"{np.max(np.abs(own - np.log(np.array(ref['perplexity'])))):.2e}"
-        lines.append(f"| {r['backend']} | {r['perplexity'][-1]:.3f} | {difference} | "
-                     f"{r['s_per_epoch']:.3f} | {r['tokens_per_s']:,.0f} |")
-    return "\n".join(lines)
+class Board:
+    """What the user sees while the backends train: on a terminal, a progress bar per backend
+    rewritten after every epoch; elsewhere, one line per backend when it finishes."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.bar = cli.Progress(self.stream)
+
+    def start(self, name: str, k: int, n: int):
+        self.label = f"{name} ({k}/{n})"
+        if self.bar.active:                   # until the first epoch: the framework loads
+            self.stream.write(f"\r\033[K{self.label}: starting")
+            self.stream.flush()
+
+    def epoch(self, record: dict):
+        from rnn_core.train import EpochResult
+        self.bar.update(EpochResult(record["epoch"], record["perplexity"], 0.0, 0, None),
+                        record["num_epochs"])
+        if self.bar.active:
+            self.stream.write(self.label)     # after the bar: which backend it is
+            self.stream.flush()
+
+    def done(self, line: str):
+        if self.bar.active:
+            self.stream.write("\r\033[K")
+        self.bar.print(f"  {line}")
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m rnn_core.compare",
-                                description=__doc__.split("\n")[0].strip("`"))
-    p.add_argument("--backends", nargs="+", default=list(BACKEND_NAMES))
-    p.add_argument("--model", choices=("scratch", "concise"), default="scratch")
-    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
-    p.add_argument("--corpus", default=None)
-    p.add_argument("--epochs", type=cli.positive_int, default=50)
-    p.add_argument("--sampling", choices=("random", "consecutive"), default=None)
-    p.add_argument("--hidden", type=cli.positive_int, default=256)
-    p.add_argument("--lr", type=cli.positive_float, default=None)
-    p.add_argument("--clip", type=cli.positive_float, default=1e-2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "gpu"))
-    cli.add_numerics_options(p)
-    p.add_argument("--plot", metavar="PATH", help="write the perplexity curves as a PNG")
-    p.add_argument("--json", metavar="PATH", help="write the curves and figures as JSON")
-    p.add_argument("--child", help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
+    args = parser().parse_args(argv)
     if args.child:
         print(json.dumps(child(json.loads(args.child))), flush=True)
         return 0
-    from rnn_core.train import book_defaults
-    given = {"lr": args.lr, "sampling": args.sampling}
-    config = {**book_defaults(args.model, args.optimizer),
-              **{k: v for k, v in given.items() if v is not None},
-              "num_epochs": args.epochs, "num_hiddens": args.hidden, "clipping_theta": args.clip,
-              "seed": args.seed, "pred_period": 0}
-    results = []
-    for backend in dict.fromkeys(canonical_name(b) for b in args.backends):
-        spec = {"backend": backend, "device": args.device, "corpus": args.corpus,
-                "config": config, **cli.numerics_options(args)}
-        results.append(cli.run_child("rnn_core.compare", spec, timeout=3600))
-        r = results[-1]
-        print(f"  {backend}: " + (r["error"] if "error" in r else
-              f"perplexity {r['perplexity'][-1]:.3f}"), file=sys.stderr, flush=True)
-    if all("error" in r for r in results):
-        raise ValueError("every backend failed: " + results[0]["error"])
-    print(f"{args.model} model, {args.optimizer}, {args.epochs} epochs, seed {args.seed}, "
-          f"corpus {args.corpus or 'lyrics_zh'}"
-          + "".join(f", {o}" for o, on in (("TF32 allowed", args.tf32),
-                                          ("deterministic", args.deterministic)) if on))
-    print(table(results))
+    given = settings(args)
+    config = api.make_config(**given)            # refuses a bad setting before any training
+    names = list(dict.fromkeys(canonical_name(b) for b in args.backends))
+    if not names:
+        raise ValueError("--backends: no backend to compare; name at least one, for example "
+                         "--backends numpy torch")
+    board, results, skipped = Board(), {}, {}
+    for k, name in enumerate(names, start=1):
+        board.start(name, k, len(names))
+        spec = {"backend": name, "device": args.device, "corpus": args.corpus,
+                "max_chars": DEFAULT_MAX_CHARS if args.max_chars is None else args.max_chars,
+                "settings": given}
+        outcome = cli.run_child("rnn_core.compare", spec, timeout=3600, on_progress=board.epoch)
+        if "error" in outcome:
+            skipped[name] = outcome["error"]
+            board.done(f"{name}: {outcome['error']}")
+            continue
+        results[name] = api.TrainResult.from_dict(outcome)
+        r = results[name]
+        board.done(f"{name}: perplexity {r.perplexities[-1]:.3f} after {len(r.history)} epochs, "
+                   f"{float(np.median(r.seconds[1:] or r.seconds)):.3f} s/epoch on {r.device}")
+    board.bar.close()
+    if not results:
+        raise ValueError("every backend failed: " + "; ".join(f"{n}: {e}" for n, e in
+                                                              skipped.items()))
+    comparison = api.Comparison(results, skipped)
+    print(f"{config.model} model, {config.optimizer} lr {config.lr:g}, clip {config.clipping_theta:g}, "
+          f"{config.sampling} sampling, hidden {config.num_hiddens}, {config.num_epochs} epochs, "
+          f"seed {config.seed}, corpus {args.corpus or 'lyrics_zh'}")
+    print("\nperplexity by epoch\n" + comparison.table(every=args.pred_period))
+    print("\n" + comparison.summary())
+    print("\ngenerated text (greedy)\n" + comparison.samples_text())
     if args.plot:
-        from rnn_core.plot import perplexity_plot
-        curves = {r["backend"]: r["perplexity"] for r in results if "error" not in r}
-        perplexity_plot(curves, args.plot, f"{args.model} model, {args.epochs} epochs, same seed")
-        print(f"plot: {args.plot}")
+        path = Path(args.plot)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        comparison.figure().savefig(path, format="png")
+        print(f"\nplot: {args.plot}")
     if args.json:
-        with open(args.json, "w") as out:
-            json.dump({"config": config, "results": results}, out, indent=2)
+        with open(args.json, "w", encoding="utf-8") as out:
+            json.dump({"settings": given, "config": results[next(iter(results))].to_dict()["config"],
+                       "results": [r.to_dict() | {"perplexity": r.perplexities}
+                                   for r in results.values()],
+                       "skipped": skipped}, out, indent=2, ensure_ascii=False)
     return 0
 
 

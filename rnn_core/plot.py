@@ -1,5 +1,7 @@
-"""Perplexity curves as a PNG (matplotlib, drawn off-screen). Text in the picture is ASCII only
-(backend names, axis labels), so it renders the same on every machine without a CJK font."""
+"""Perplexity curves as a matplotlib ``Figure``, built with the object-oriented API (no pyplot, no
+``matplotlib.use``), so drawing one changes no process-wide state: a notebook shows it inline, a
+command-line tool saves it as a PNG. Text in the picture is ASCII only (backend names, axis
+labels), so it renders the same on every machine without a CJK font."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,17 +9,17 @@ from pathlib import Path
 from rnn_core.errors import RNNCoreError
 
 
-def perplexity_plot(curves: dict, path, title: str = "") -> Path:
-    """``curves``: ``{label: [perplexity of epoch 1, 2, ...]}`` -> a PNG at ``path``."""
+def perplexity_figure(curves: dict, title: str = ""):
+    """``curves``: ``{label: [perplexity of epoch 1, 2, ...]}`` -> a ``matplotlib.figure.Figure``
+    with one line per label, perplexity on a log scale."""
     try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
     except ImportError as error:
         raise RNNCoreError("plots need matplotlib: pip install -c constraints.txt -e '.[plot]'"
                            ) from error
-    from matplotlib.ticker import MaxNLocator
-    figure, axes = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    figure = Figure(figsize=(6.4, 4.0), dpi=120)
+    axes = figure.subplots()
     # Curves that agree lie on top of each other: widths and dashes keep every one visible.
     styles = [("-", 5.0), ("--", 3.0), (":", 2.5), ("-.", 1.5)]
     for k, (label, values) in enumerate(curves.items()):
@@ -32,8 +34,13 @@ def perplexity_plot(curves: dict, path, title: str = "") -> Path:
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()
     figure.tight_layout()
+    return figure
+
+
+def perplexity_plot(curves: dict, path, title: str = "") -> Path:
+    """``curves``: ``{label: [perplexity of epoch 1, 2, ...]}`` -> a PNG at ``path``."""
+    figure = perplexity_figure(curves, title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    plt.close(figure)
+    figure.savefig(path, format="png")
     return path

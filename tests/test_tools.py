@@ -64,9 +64,13 @@ def test_compare_prints_the_table_and_draws_the_curves(tmp_path, selected):
     png, out = tmp_path / "curves.png", tmp_path / "compare.json"
     names = list(dict.fromkeys([REFERENCE, *selected]))
     result = run("rnn_core.compare", "--backends", *names, "--epochs",
-                 "3", *SMALL, "--plot", str(png), "--json", str(out))
+                 "3", *SMALL, "--pred-len", "8", "--plot", str(png), "--json", str(out))
     assert result.returncode == 0, result.stderr
     assert "| backend | final perplexity | largest loss difference from numpy |" in result.stdout
+    assert "| epoch | " + " | ".join(names) + " |" in result.stdout     # perplexity by epoch
+    for name in names:
+        assert f"  {name}: perplexity " in result.stderr                 # progress, per backend
+        assert f"{name:>{max(map(len, names))}}  分开" in result.stdout    # text side by side
     summary = json.loads(out.read_text())
     curves = {r["backend"]: r["perplexity"] for r in summary["results"]}
     assert set(curves) == set(names)

@@ -1,0 +1,292 @@
+"""The Python API: what ``run``, ``compare`` and ``generate`` do, as functions for notebooks and
+scripts. Every function here is a thin layer over the book's ``train_and_predict_rnn``
+(:mod:`rnn_core.train`), ``predict_rnn`` (:mod:`rnn_core.predict`) and the checkpoints
+(:mod:`rnn_core.checkpoint`); nothing is implemented twice.
+
+    from rnn_core import api
+    result = api.train("torch", num_epochs=20, num_hiddens=64)   # the book's settings otherwise
+    result.perplexities[-1], result.samples["分开"]
+    result.figure()                                              # a matplotlib Figure
+    api.generate(result, "分开", 20)
+    comparison = api.compare(api.available_backends(), num_epochs=20, num_hiddens=64)
+    print(comparison.table()); comparison.figure()
+
+Settings are :class:`rnn_core.train.TrainConfig`'s fields, by their book names (``num_hiddens``,
+``num_steps``, ``batch_size``, ``lr``, ``clipping_theta``, ``num_epochs``, ``pred_period``,
+``pred_len``, ``prefixes``, ``sampling``, ``seed``, ``grad``, ``book_path``, ``model``,
+``optimizer``, ``init``); those not given are the book's for the model and optimiser
+(:func:`rnn_core.train.book_defaults`). Nothing here changes process-wide state: figures are
+built with matplotlib's object-oriented API (in Jupyter, ``%matplotlib inline`` draws them).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from rnn_core import checkpoint, model
+from rnn_core.backend import (BACKEND_NAMES, REFERENCE, canonical_name, get_backend, has,
+                              is_installed)
+from rnn_core.data import DEFAULT_MAX_CHARS, Vocab, load_corpus
+from rnn_core.errors import BackendUnavailable, RNNCoreError
+from rnn_core.optim import OPTIMIZERS
+from rnn_core.plot import perplexity_figure     # part of the API too
+from rnn_core.predict import predict_rnn
+from rnn_core.train import (EpochResult, TrainConfig, book_defaults, make_forward,
+                            resolve_grad, train_and_predict_rnn)
+
+SETTINGS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+
+
+@dataclass
+class TrainResult:
+    """One model trained on one backend: what :func:`train` returns."""
+    backend: str                      # the backend's name: 'numpy', 'torch', 'tf', 'mxnet', ...
+    device: str                       # where it ran, in the framework's words
+    corpus: str                       # the corpus's name
+    config: TrainConfig               # every setting, the book's defaults filled in
+    history: list                     # one rnn_core.train.EpochResult per epoch
+    samples: dict                     # prefix -> the final model's greedy continuation
+    params: model.RNNParams | None    # NumPy float32 weights in the canonical layout
+    idx_to_char: list                 # the vocabulary, index -> character
+    unk: bool = False                 # whether the vocabulary has '<unk>'
+    log: list = field(default_factory=list, repr=False)   # the book's printed lines
+
+    @property
+    def perplexities(self) -> list:
+        """The perplexity of every epoch, epoch 1 first."""
+        return [epoch.perplexity for epoch in self.history]
+
+    @property
+    def seconds(self) -> list:
+        """The seconds each epoch took (the first also compiles and warms caches)."""
+        return [epoch.seconds for epoch in self.history]
+
+    @property
+    def vocab(self) -> Vocab:
+        return Vocab.from_list(self.idx_to_char, unk=self.unk)
+
+    def figure(self, title: str | None = None):
+        """The perplexity curve, a ``matplotlib.figure.Figure`` (log scale)."""
+        return perplexity_figure({self.backend: self.perplexities}, title if title is not None
+                                 else f"{self.config.model} model on {self.backend}")
+
+    def to_dict(self) -> dict:
+        """Everything but the weights, as JSON-ready values (what ``compare`` sends between
+        processes); :meth:`from_dict` reads it back."""
+        return {"backend": self.backend, "device": self.device, "corpus": self.corpus,
+                "config": dataclasses.asdict(self.config) | {"prefixes": list(self.config.prefixes)},
+                "history": [{"epoch": e.epoch, "perplexity": e.perplexity, "seconds": e.seconds,
+                             "tokens": e.tokens} for e in self.history],
+                "samples": self.samples, "idx_to_char": self.idx_to_char, "unk": self.unk,
+                "log": self.log}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainResult":
+        config = TrainConfig(**{**data["config"], "prefixes": tuple(data["config"]["prefixes"])})
+        history = [EpochResult(e["epoch"], e["perplexity"], e["seconds"], e["tokens"],
+                               np.array([])) for e in data["history"]]
+        return cls(data["backend"], data["device"], data["corpus"], config, history,
+                   data["samples"], None, data["idx_to_char"], data["unk"], data["log"])
+
+
+def available_backends(names: Iterable[str] = BACKEND_NAMES) -> list:
+    """The backends among ``names`` (default: all) whose framework and backend module are
+    installed, in order. Nothing is imported to find out."""
+    return [canonical_name(name) for name in names if is_installed(name)]
+
+
+def make_config(**settings) -> TrainConfig:
+    """The book's :class:`TrainConfig` for ``settings['model']`` and ``settings['optimizer']``
+    (default scratch and SGD), with the other ``settings`` put in. An unknown name is refused."""
+    unknown = sorted(set(settings) - set(SETTINGS))
+    if unknown:
+        raise RNNCoreError(f"unknown setting {', '.join(map(repr, unknown))}: the settings are "
+                           f"{', '.join(SETTINGS)}")
+    if settings.get("optimizer", "sgd") not in OPTIMIZERS:
+        raise RNNCoreError(f"unknown optimizer {settings['optimizer']!r}: choose "
+                           f"{' or '.join(OPTIMIZERS)}")
+    defaults = book_defaults(settings.get("model", "scratch"), settings.get("optimizer", "sgd"))
+    config = TrainConfig(**{**defaults, **settings})
+    config.prefixes = tuple(config.prefixes)
+    return config
+
+
+def train(backend: str = "numpy", corpus: str | os.PathLike | None = None, *,
+          device: str = "auto", max_chars: int = DEFAULT_MAX_CHARS, verbose: bool = True,
+          save: str | os.PathLike | None = None,
+          on_epoch: Callable[[EpochResult, int], None] | None = None,
+          **settings) -> TrainResult:
+    """Train the chapter's model on ``backend`` with the book's settings, as ``run`` does.
+
+    ``corpus``: 'jaychou', 'timemachine', a ``.txt``/``.zip`` path, or None for the project's
+    small ``lyrics_zh``; its first ``max_chars`` characters (0: all). ``settings``: any
+    :class:`TrainConfig` field, for example ``num_epochs=20, num_hiddens=64, lr=1``.
+    ``verbose`` prints the book's lines every ``pred_period`` epochs as they come (they are kept
+    in ``result.log`` either way). ``save`` writes a checkpoint (see ``run --save``) that
+    :func:`generate` reads. ``on_epoch(epoch_result, num_epochs)`` is called after every epoch.
+    Returns a :class:`TrainResult`.
+    """
+    config = make_config(**settings)
+    ops = get_backend(backend, device)
+    text = load_corpus(corpus, max_chars=max_chars)
+    vocab = text.vocab
+    for prefix in config.prefixes:          # fail before training, not after it
+        if not prefix:
+            raise RNNCoreError("a prefix is empty: give at least one character to start from")
+        vocab.encode(prefix)
+    resolve_grad(ops, config)
+    forward = make_forward(ops, vocab.vocab_size, config)
+    lines = []
+
+    def log(line: str) -> None:
+        lines.append(line)
+        if verbose:
+            print(line, flush=True)
+
+    params, history = train_and_predict_rnn(ops, text, config, log=log, save=save,
+                                            on_epoch=on_epoch)
+    samples = {prefix: predict_rnn(ops, prefix, config.pred_len, params, vocab, forward=forward)
+               for prefix in config.prefixes}
+    return TrainResult(ops.name, ops.device, text.name, config, history, samples,
+                       model.params_to_numpy(ops, params), list(vocab.idx_to_char),
+                       vocab.unk is not None, lines)
+
+
+@dataclass
+class Comparison:
+    """The same model trained on several backends: what :func:`compare` returns."""
+    results: dict                                   # backend name -> TrainResult, in order
+    skipped: dict = field(default_factory=dict)     # backend name -> why it did not run
+
+    def figure(self, title: str | None = None):
+        """Every backend's perplexity curve on one ``matplotlib.figure.Figure``."""
+        first = next(iter(self.results.values()), None)
+        if title is None:
+            title = (f"{first.config.model} model, {len(first.history)} epochs, same seed"
+                     if first else "no backend ran")
+        return perplexity_figure({name: r.perplexities for name, r in self.results.items()},
+                                 title)
+
+    def table(self, every: int | None = None) -> str:
+        """Perplexity by epoch (rows) and backend (columns), every ``every`` epochs (default:
+        about ten rows) and the last; a Markdown table."""
+        names = list(self.results)
+        num_epochs = max((len(r.history) for r in self.results.values()), default=0)
+        every = every or max(1, num_epochs // 10)
+        epochs = sorted(set(range(every, num_epochs + 1, every)) | {num_epochs} - {0})
+        lines = ["| epoch | " + " | ".join(names) + " |",
+                 "| ---: |" + " ---: |" * len(names)]
+        for epoch in epochs:
+            cells = [f"{r.perplexities[epoch - 1]:.3f}" if epoch <= len(r.history) else ""
+                     for r in self.results.values()]
+            lines.append(f"| {epoch} | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def summary(self, reference: str = REFERENCE) -> str:
+        """Per backend: the final perplexity, the largest difference of its loss curve (the log
+        of the perplexity) from the ``reference`` backend's, the median seconds per epoch from
+        the second epoch on (the first also compiles), and tokens per second; a Markdown table."""
+        ref = self.results.get(reference)
+        lines = [f"| backend | final perplexity | largest loss difference from {reference} | "
+                 "s/epoch | tokens/s |", "| --- | ---: | ---: | ---: | ---: |"]
+        for name, r in self.results.items():
+            timed = r.history[1:] or r.history
+            s_per_epoch = float(np.median([e.seconds for e in timed]))
+            if ref is None:
+                difference = f"no {reference} run"
+            else:
+                n = min(len(r.history), len(ref.history))
+                difference = (f"{np.max(np.abs(np.log(r.perplexities[:n]) - np.log(ref.perplexities[:n]))):.2e}"
+                              if n else "")
+            lines.append(f"| {name} | {r.perplexities[-1]:.3f} | {difference} | "
+                         f"{s_per_epoch:.3f} | {timed[0].tokens / s_per_epoch:,.0f} |")
+        for name, why in self.skipped.items():
+            lines.append(f"| {name} | skipped: {why} |  |  |  |")
+        return "\n".join(lines)
+
+    def samples_text(self) -> str:
+        """The generated text of every backend, side by side: for each prefix, one line per
+        backend."""
+        width = max((len(name) for name in self.results), default=0)
+        prefixes = dict.fromkeys(p for r in self.results.values() for p in r.samples)
+        blocks = []
+        for prefix in prefixes:
+            blocks.append("\n".join(f"{name:>{width}}  {r.samples.get(prefix, '')}"
+                                    for name, r in self.results.items()))
+        return "\n\n".join(blocks)
+
+
+def compare(backends: Sequence[str] | None = None, corpus: str | os.PathLike | None = None, *,
+            device: str = "auto", max_chars: int = DEFAULT_MAX_CHARS, verbose: bool = True,
+            **settings) -> Comparison:
+    """Train the same model, from the same seed and weights, on each of ``backends`` (default:
+    every installed one), one after the other in this process; the arguments are
+    :func:`train`'s. A backend whose framework is not installed is skipped, with the reason in
+    ``comparison.skipped``. The concise model has no NumPy layer: NumPy trains the scratch
+    model on the same weights, the same function, as the reference; NumPy, which has no GPU
+    build, runs on the CPU whatever ``device`` says. ``verbose`` prints one line
+    per backend as it finishes. (``python -m rnn_core.compare`` runs each backend in its own
+    process instead, so its timings do not share threads or memory.)"""
+    names = list(dict.fromkeys(canonical_name(b) for b in
+                               (available_backends() if backends is None else backends)))
+    config = make_config(**settings)                # one set of settings for every backend
+    results, skipped = {}, {}
+    for name in names:
+        try:
+            results[name] = _train_for_comparison(name, corpus, config, device=device,
+                                                  max_chars=max_chars)
+        except BackendUnavailable as error:
+            skipped[name] = str(error)
+            continue
+        if verbose:
+            r = results[name]
+            print(f"{name}: perplexity {r.perplexities[-1]:.3f} after {len(r.history)} epochs, "
+                  f"{sum(r.seconds):.1f} s", flush=True)
+    return Comparison(results, skipped)
+
+
+def _train_for_comparison(name: str, corpus, config: TrainConfig, *, device: str,
+                          max_chars: int, on_epoch: Callable | None = None) -> TrainResult:
+    """One backend's run of a comparison (:func:`compare`, and each process of ``python -m
+    rnn_core.compare``): NumPy, which has no GPU build, on the CPU; and where the backend has no
+    RNN layer, the concise model's reference, the scratch model on the same weights."""
+    settings = dataclasses.asdict(config)
+    if settings["model"] == "concise" and not has(name, "layers"):
+        settings["model"] = "scratch"               # the same weights and maths
+    return train(name, corpus, device=device if has(name, "gpu") else "cpu",
+                 max_chars=max_chars, verbose=False, on_epoch=on_epoch, **settings)
+
+
+def generate(source: TrainResult | str | os.PathLike, prefix: str, num_chars: int = 50, *,
+             backend: str | None = None, device: str = "auto", temperature: float = 0.0,
+             top_k: int | None = None, seed: int | None = None) -> str:
+    """``prefix`` and ``num_chars`` characters generated by a trained model: a
+    :class:`TrainResult` or the path of a checkpoint (``train(save=...)``, ``run --save``).
+
+    Greedy, the book's ``predict_rnn``, by default; ``temperature > 0`` samples from
+    ``softmax(logits / temperature)``, among the ``top_k`` most likely characters when given,
+    reproducibly with ``seed``. ``backend``: where to run it (default: the result's own, or
+    numpy for a checkpoint); any backend runs any model's weights.
+    """
+    if isinstance(source, TrainResult):
+        if source.params is None:
+            raise RNNCoreError("this result holds no weights (it came from another process): "
+                               "train with save=PATH and generate from the checkpoint")
+        params, vocab, kind = source.params, source.vocab, source.config.model
+        backend = backend or source.backend
+    else:
+        saved = checkpoint.load(source)
+        params, vocab = saved.params, Vocab.from_list(saved.idx_to_char, unk=saved.unk)
+        kind = saved.config.get("model", "scratch")
+        backend = backend or "numpy"
+    ops = get_backend(backend, device)
+    if kind == "concise" and not has(ops.name, "layers"):
+        kind = "scratch"                        # the same weights and maths
+    forward = make_forward(ops, vocab.vocab_size,
+                           TrainConfig(num_hiddens=params.W_hh.shape[0], model=kind))
+    return predict_rnn(ops, prefix, num_chars, model.params_to_backend(ops, params), vocab,
+                       temperature=temperature, top_k=top_k, seed=seed, forward=forward)

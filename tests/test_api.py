@@ -1,0 +1,142 @@
+"""The Python API (rnn_core/api.py): train, compare and generate on every backend, with tiny
+settings (hidden 16, one or two epochs) so the file stays cheap."""
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import device_for
+from rnn_core import api, get_backend, model
+from rnn_core.backend import REFERENCE, has
+from rnn_core.data import load_corpus
+from rnn_core.errors import BackendUnavailable, RNNCoreError
+from rnn_core.train import TrainConfig, book_defaults, train_and_predict_rnn
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = {"num_hiddens": 16, "pred_len": 6, "verbose": False}
+STABLE = {"lr": 1.0, "clipping_theta": 1.0}     # the second edition's step: backends agree
+
+
+def test_train_returns_the_core_loops_numbers(backend_name):
+    result = api.train(backend_name, num_epochs=2, device=device_for(backend_name), **TINY)
+    ops = get_backend(backend_name, device_for(backend_name))
+    config = TrainConfig(**{**book_defaults(), "num_hiddens": 16, "num_epochs": 2, "pred_len": 6})
+    params, history = train_and_predict_rnn(ops, load_corpus(None), config, log=lambda _: None)
+    assert result.backend == ops.name and result.corpus == "lyrics_zh"
+    assert result.perplexities == [epoch.perplexity for epoch in history]
+    assert len(result.seconds) == 2 and all(s > 0 for s in result.seconds)
+    for got, want in zip(result.params, model.params_to_numpy(ops, params)):
+        np.testing.assert_array_equal(got, want)
+    V = len(result.idx_to_char)
+    assert [p.shape for p in result.params] == [(V, 16), (16, 16), (16,), (16, V), (V,)]
+    assert list(result.samples) == ["分开", "不分开"]
+    assert all(text.startswith(p) and len(text) == len(p) + 6
+               for p, text in result.samples.items())
+
+
+def test_train_keeps_the_books_lines_and_prints_them_when_verbose(backend_name, capsys):
+    quiet = api.train(backend_name, num_epochs=2, pred_period=1, device=device_for(backend_name),
+                      **TINY)
+    assert capsys.readouterr().out == ""
+    assert quiet.log[0].startswith("epoch 1, perplexity") and len(quiet.log) == 6
+    api.train(backend_name, num_epochs=1, pred_period=1, device=device_for(backend_name),
+              **{**TINY, "verbose": True})
+    assert capsys.readouterr().out.startswith("epoch 1, perplexity")
+
+
+def test_figure_is_an_object_oriented_figure_with_the_curve(backend_name):
+    from matplotlib.figure import Figure
+    result = api.train(backend_name, num_epochs=2, device=device_for(backend_name), **TINY)
+    figure = result.figure()
+    assert isinstance(figure, Figure)
+    (line,) = figure.axes[0].get_lines()
+    np.testing.assert_allclose(line.get_ydata(), result.perplexities)
+
+
+def test_importing_and_plotting_changes_no_process_wide_state():
+    code = ("import sys, matplotlib\n"
+            "before = dict.__getitem__(matplotlib.rcParams, 'backend')\n"
+            "from rnn_core import api\n"
+            "r = api.train('numpy', num_epochs=1, num_hiddens=8, pred_len=2, verbose=False)\n"
+            "r.figure().savefig(sys.argv[1])\n"
+            "assert dict.__getitem__(matplotlib.rcParams, 'backend') == before\n"
+            "assert 'matplotlib.pyplot' not in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", code, os.devnull], capture_output=True,
+                          text=True, cwd=ROOT, timeout=300, env={**os.environ, "PYTHONPATH": ROOT})
+    assert done.returncode == 0, done.stderr
+
+
+def test_generate_from_a_result_and_from_its_checkpoint(backend_name, tmp_path):
+    path = tmp_path / "model.npz"
+    device = device_for(backend_name)
+    result = api.train(backend_name, num_epochs=2, save=path, device=device, **TINY, **STABLE)
+    for prefix, text in result.samples.items():
+        assert api.generate(result, prefix, 6, device=device) == text   # the book's greedy decoding
+        assert api.generate(path, prefix, 6, backend=backend_name, device=device) == text
+    a, b = (api.generate(result, "分开", 20, temperature=1.0, top_k=5, seed=3, device=device)
+            for _ in "ab")
+    assert a == b and len(a) == 22
+
+
+def test_generate_refuses_a_result_without_weights(backend_name):
+    result = api.train(backend_name, num_epochs=1, device=device_for(backend_name), **TINY)
+    copy = api.TrainResult.from_dict(result.to_dict())
+    assert copy.perplexities == result.perplexities and copy.samples == result.samples
+    with pytest.raises(RNNCoreError, match="save=PATH"):
+        api.generate(copy, "分开")
+
+
+def test_compare_trains_each_backend_from_the_same_start(backend_name):
+    names = list(dict.fromkeys([REFERENCE, backend_name]))
+    comparison = api.compare(names, num_epochs=2, verbose=False, device=device_for(backend_name),
+                             num_hiddens=16, pred_len=6, **STABLE)
+    assert list(comparison.results) == names and comparison.skipped == {}
+    reference, own = comparison.results[REFERENCE], comparison.results[backend_name]
+    np.testing.assert_allclose(own.perplexities, reference.perplexities, rtol=1e-4)
+    table = comparison.table().splitlines()
+    assert table[0] == "| epoch | " + " | ".join(names) + " |" and len(table) == 4
+    assert table[-1].startswith(f"| 2 | {reference.perplexities[-1]:.3f}")
+    assert f"| {backend_name} | {own.perplexities[-1]:.3f} |" in comparison.summary()
+    assert all(f"{name}  {r.samples['分开']}" in comparison.samples_text()
+               for name, r in comparison.results.items())
+    assert len(comparison.figure().axes[0].get_lines()) == len(names)
+
+
+def test_compare_concise_has_the_scratch_reference_on_the_same_settings(backend_name):
+    comparison = api.compare([REFERENCE, backend_name], model="concise", num_epochs=1,
+                             verbose=False, device=device_for(backend_name), num_hiddens=16,
+                             pred_len=2, **STABLE)
+    reference = comparison.results[REFERENCE]
+    assert reference.config.model == "scratch" and reference.config.sampling == "consecutive"
+    own = comparison.results[backend_name]
+    assert own.config.sampling == "consecutive"
+    assert own.config.model == ("concise" if has(backend_name, "layers") else "scratch")
+    np.testing.assert_allclose(own.perplexities, reference.perplexities, rtol=1e-4)
+
+
+def test_compare_skips_a_backend_that_is_not_installed(backend_name, monkeypatch, capsys):
+    def unavailable(name, device="auto"):
+        raise BackendUnavailable(f"backend {name!r} needs a framework that is not installed")
+    monkeypatch.setattr(api, "get_backend", unavailable)
+    comparison = api.compare([backend_name])
+    assert comparison.results == {} and "not installed" in comparison.skipped[backend_name]
+    assert f"| {backend_name} | skipped:" in comparison.summary()
+
+
+def test_available_backends_lists_every_installed_backend(backend_name):
+    assert backend_name in api.available_backends()
+    assert api.available_backends([backend_name, backend_name.upper()]) == [backend_name] * 2
+
+
+def test_settings_are_the_books_with_the_ones_given():
+    assert api.make_config(num_epochs=3).lr == 100 and api.make_config().sampling == "random"
+    concise = api.make_config(model="concise", optimizer="adam")
+    assert (concise.lr, concise.sampling, concise.init) == (1e-3, "consecutive", "uniform")
+    with pytest.raises(RNNCoreError, match="unknown setting 'epochs'.*num_epochs"):
+        api.make_config(epochs=3)
+    with pytest.raises(RNNCoreError, match="unknown optimizer 'adagrad'"):
+        api.make_config(optimizer="adagrad")
+    assert math.isclose(api.make_config(lr=0.5).lr, 0.5)

@@ -1,0 +1,92 @@
+"""``python -m rnn_core.compare``, the classroom tool, through the command line: run's options,
+progress while it runs, perplexity by epoch, generated text side by side, --plot and --json.
+Tiny settings (hidden 16, two or three epochs); the test across every selected backend is
+tests/test_tools.py's."""
+import json
+import os
+import subprocess
+import sys
+
+from rnn_core import cli, compare, run as run_tool
+from rnn_core.backend import REFERENCE
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--hidden", "16", "--pred-len", "5"]
+
+
+def run(module, *args):
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=900, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "PYTHONPATH": ROOT})
+
+
+def test_compare_has_every_option_of_run_but_the_single_run_ones():
+    def options(parser):
+        return {s for action in parser._actions for s in action.option_strings}
+    shared = options(run_tool.parser()) - {"--backend", "--save", "--resume", "--quiet", "-h",
+                                           "--help", "--plot"}
+    assert shared <= options(compare.parser())
+    assert {"--backends", "--plot", "--json"} <= options(compare.parser())
+
+
+def test_compare_trains_with_runs_options_and_prints_runs_numbers(tmp_path):
+    options = ["--epochs", "2", "--pred-period", "2", *TINY, "--sampling", "consecutive", "--num-steps", "10",
+               "--batch-size", "8", "--lr", "1", "--clip", "1", "--seed", "3", "--prefixes",
+               "不分开", "--max-chars", "3000"]
+    out = tmp_path / "compare.json"
+    result = run("rnn_core.compare", "--backends", REFERENCE, *options, "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    (saved,) = json.loads(out.read_text())["results"]
+    config = saved["config"]
+    assert {k: config[k] for k in ("num_epochs", "num_hiddens", "sampling", "num_steps",
+                                   "batch_size", "lr", "clipping_theta", "seed", "prefixes")} == {
+        "num_epochs": 2, "num_hiddens": 16, "sampling": "consecutive", "num_steps": 10,
+        "batch_size": 8, "lr": 1.0, "clipping_theta": 1.0, "seed": 3, "prefixes": ["不分开"]}
+    alone = run("rnn_core.run", "--backend", REFERENCE, *options, "--quiet")
+    assert alone.returncode == 0, alone.stderr
+    epoch_line, text = alone.stdout.splitlines()[:2]     # epoch 2, perplexity P, ...; - text
+    perplexity = epoch_line.split("perplexity ")[1].split(",")[0]
+    assert f"{saved['perplexity'][-1]:.2f}" == perplexity                  # the same numbers
+    assert f"| 2 | {saved['perplexity'][-1]:.3f} |" in result.stdout
+    assert f"{REFERENCE}  {text[3:]}" in result.stdout                    # the same text
+
+
+def test_compare_shows_progress_and_perplexity_every_pred_period(tmp_path):
+    result = run("rnn_core.compare", "--backends", REFERENCE, "--epochs", "3", "--pred-period",
+                 "2", *TINY)
+    assert result.returncode == 0, result.stderr
+    assert f"  {REFERENCE}: perplexity " in result.stderr     # one line when it finishes
+    table = result.stdout.split("perplexity by epoch\n")[1].split("\n\n")[0].splitlines()
+    assert [row.split(" | ")[0] for row in table[2:]] == ["| 2", "| 3"]   # every 2, and the last
+    assert "generated text (greedy)" in result.stdout
+
+
+def test_compare_concise_has_the_scratch_reference(tmp_path):
+    out = tmp_path / "compare.json"
+    result = run("rnn_core.compare", "--backends", REFERENCE, "--model", "concise", "--epochs",
+                 "1", *TINY, "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    (reference,) = json.loads(out.read_text())["results"]
+    assert (reference["config"]["model"], reference["config"]["sampling"]) == (
+        "scratch", "consecutive")
+
+
+def test_run_child_passes_progress_on_as_it_comes():
+    spec = {"backend": REFERENCE, "device": "cpu", "corpus": None, "max_chars": 2000,
+            "settings": {"num_epochs": 2, "num_hiddens": 8, "pred_len": 2}}
+    records = []
+    outcome = cli.run_child("rnn_core.compare", spec, timeout=600, on_progress=records.append)
+    assert [(r["epoch"], r["num_epochs"]) for r in records] == [(1, 2), (2, 2)]
+    assert [e["perplexity"] for e in outcome["history"]] == [r["perplexity"] for r in records]
+    failed = cli.run_child("rnn_core.compare", {**spec, "backend": "nope"}, timeout=600)
+    assert "unknown backend 'nope'" in failed["error"]
+    slow = cli.run_child("rnn_core.compare", spec, timeout=0.01)
+    assert slow["error"] == "took longer than 0.01 s"
+
+
+def test_compare_refuses_bad_input_in_one_line():
+    for args, message in ((["--backends", "nope"], "unknown backend 'nope'"),
+                          (["--epochs", "0"], "must be a positive integer")):
+        result = run("rnn_core.compare", *args)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
