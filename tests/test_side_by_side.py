@@ -51,6 +51,7 @@ def test_the_page_is_complete_for_every_op_and_backend(generator, generated, sel
     header = next(line for line in text.splitlines() if line.startswith("| op |"))
     assert all(f"[{title}](" in header for title in titles)
     for k, row in enumerate(rows):     # escaped code keeps every row to one cell per column
+        row = row.replace("\\|", "")     # a pipe escaped in prose is no column
         assert row.count("|") == header.count("|"), row[:120]
         cells = row.split("|")[3:-1]
         assert len(cells) == len(titles)
