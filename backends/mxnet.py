@@ -106,6 +106,9 @@ class MXNetOps:
     def tanh(self, x, /):
         return self.F.tanh(x)
 
+    def sigmoid(self, x, /):
+        return self.F.sigmoid(x)
+
     def exp(self, x, /):
         return self.F.exp(x)
 

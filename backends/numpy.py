@@ -81,6 +81,10 @@ class NumpyOps:
     def tanh(self, x, /):
         return np.tanh(x)
 
+    def sigmoid(self, x, /):
+        with np.errstate(over="ignore"):     # exp(-x) = inf below x = -88: the sigmoid is 0
+            return 1.0 / (1.0 + np.exp(-x))
+
     def exp(self, x, /):
         return np.exp(x)
 

@@ -90,6 +90,9 @@ class TFOps:
     def tanh(self, x, /):
         return tf.tanh(x)
 
+    def sigmoid(self, x, /):
+        return tf.sigmoid(x)
+
     def exp(self, x, /):
         return tf.exp(x)
 

@@ -98,6 +98,9 @@ class TorchOps:
     def tanh(self, x, /):
         return torch.tanh(x)
 
+    def sigmoid(self, x, /):
+        return torch.sigmoid(x)
+
     def exp(self, x, /):
         return torch.exp(x)
 

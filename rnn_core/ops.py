@@ -109,6 +109,10 @@ class Ops(Protocol):
     def tanh(self, x: Tensor, /) -> Tensor:
         """Elementwise hyperbolic tangent."""
 
+    def sigmoid(self, x: Tensor, /) -> Tensor:
+        """Elementwise logistic function ``1 / (1 + e**-x)``, the gates of the GRU and LSTM;
+        0 (not an overflow) for very negative ``x``."""
+
     def exp(self, x: Tensor, /) -> Tensor:
         """Elementwise e**x."""
 
