@@ -118,9 +118,9 @@ class NumpyOps:
             "NumPy has no automatic differentiation: train the numpy backend with grad='bptt' "
             "(--grad bptt), the hand-written backpropagation through time")
 
-    def rnn_layer(self, input_size, num_hiddens, vocab_size):
+    def recurrent_layer(self, cell, variant, num_layers, input_size, num_hiddens, vocab_size):
         raise NotImplementedError(
-            "NumPy has no RNN layer: the concise model needs torch, tf or mxnet; "
+            "NumPy has no RNN layer: the concise model needs a framework's own layers; "
             "on numpy, use --model scratch")
 
     def graph(self, fn):

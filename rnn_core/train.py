@@ -109,7 +109,8 @@ def make_forward(ops: Ops, vocab_size: int, config: TrainConfig) -> Callable:
                                  per_step=config.book_path)
         return forward
     if config.model == "concise":
-        return ConciseRNN(ops, vocab_size, config.num_hiddens, onehot=config.book_path).forward
+        return ConciseRNN(ops, vocab_size, config.num_hiddens, onehot=config.book_path,
+                          **model_spec(config)).forward
     raise ValueError(f"unknown model {config.model!r}: choose scratch or concise")
 
 
