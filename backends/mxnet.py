@@ -13,6 +13,8 @@ import os
 import mxnet as mx
 import numpy as np
 
+from rnn_core.cells import get_cell
+from rnn_core.concise import no_layer
 from rnn_core.errors import DeviceUnavailable
 
 # MXNet's numerics on a GPU are set by environment variables that its CUDA libraries read once,
@@ -106,6 +108,9 @@ class MXNetOps:
     def tanh(self, x, /):
         return self.F.tanh(x)
 
+    def sigmoid(self, x, /):
+        return self.F.sigmoid(x)
+
     def exp(self, x, /):
         return self.F.exp(x)
 
@@ -155,8 +160,10 @@ class MXNetOps:
         loss.backward()
         return (loss, aux), [p.grad for p in params]
 
-    def rnn_layer(self, input_size, num_hiddens, vocab_size):
-        return GluonRNNLayer(input_size, num_hiddens, vocab_size)
+    def recurrent_layer(self, cell, variant, num_layers, input_size, num_hiddens, vocab_size):
+        if (cell, variant) not in GLUON_LAYERS:
+            raise NotImplementedError(no_layer("Gluon", cell, variant, GLUON_LAYERS))
+        return GluonRecurrentLayer(cell, variant, num_layers, input_size, num_hiddens, vocab_size)
 
     def compile(self, fn):
         return fn             # a step that calls autograd cannot be one graph; see graph()
@@ -202,34 +209,60 @@ class MXNetOps:
         return op, sources, out_spec
 
 
-class GluonRNNLayer:
-    """Gluon ``rnn.RNN`` + ``nn.Dense``, called through their ``hybrid_forward`` with the weights
-    as arguments (Gluon 1.x's functional form)."""
-    layout = (("l0_i2h_weight", "W_xh", True), ("l0_h2h_weight", "W_hh", True),
-              ("l0_i2h_bias", "b_h", False), ("l0_h2h_bias", None, False),
-              ("weight", "W_hq", True), ("bias", "b_q", False))
+# (cell, variant) -> Gluon's layer, its options, and how it stores one layer's weights
+# (rnn_core/ops.py, RecurrentLayer): gates in MXNet's order (GRU r, z, n; LSTM i, f, c, o),
+# each weight (gates * hidden, inputs), two biases whose sum is the book's. rnn.GRU computes the
+# reset-after GRU only.
+GLUON_LAYERS = {
+    ("rnn", "book"): ("RNN", {"activation": "tanh"}, (
+        ("l{l}_i2h_weight", ("W_xh",), True), ("l{l}_h2h_weight", ("W_hh",), True),
+        ("l{l}_i2h_bias", ("b_h",), False), ("l{l}_h2h_bias", ("b_h",), False))),
+    ("gru", "reset_after"): ("GRU", {}, (
+        ("l{l}_i2h_weight", ("W_xr", "W_xz", "W_xh"), True),
+        ("l{l}_h2h_weight", ("W_hr", "W_hz", "W_hh"), True),
+        ("l{l}_i2h_bias", ("b_r", "b_z", "b_h"), False),
+        ("l{l}_h2h_bias", ("b_r", "b_z", "b_hh"), False))),
+    ("lstm", "book"): ("LSTM", {}, (
+        ("l{l}_i2h_weight", ("W_xi", "W_xf", "W_xc", "W_xo"), True),
+        ("l{l}_h2h_weight", ("W_hi", "W_hf", "W_hc", "W_ho"), True),
+        ("l{l}_i2h_bias", ("b_i", "b_f", "b_c", "b_o"), False),
+        ("l{l}_h2h_bias", ("b_i", "b_f", "b_c", "b_o"), False))),
+}
 
-    def __init__(self, input_size, num_hiddens, vocab_size):
+
+class GluonRecurrentLayer:
+    """Gluon ``rnn.RNN``, ``rnn.GRU`` or ``rnn.LSTM`` (``num_layers`` deep) + ``nn.Dense``, called
+    through their ``hybrid_forward`` with the weights as arguments (Gluon 1.x's functional form).
+    Gluon keeps the state of all layers in one array ``(layers, batch, hidden)`` (and a second for
+    the LSTM's ``C``)."""
+    dense_layout = (("weight", ("W_hq",), True), ("bias", ("b_q",), False))
+
+    def __init__(self, cell, variant, num_layers, input_size, num_hiddens, vocab_size):
         from mxnet.gluon import nn, rnn
-        self.rnn = rnn.RNN(num_hiddens, activation="tanh", layout="TNC", input_size=input_size)
+        kind, options, self.layout = GLUON_LAYERS[cell, variant]
+        self.rnn = getattr(rnn, kind)(num_hiddens, num_layers, layout="TNC",
+                                      input_size=input_size, **options)
         self.dense = nn.Dense(vocab_size, in_units=num_hiddens)
-        self.num_hiddens = num_hiddens
+        self.num_hiddens, self.num_layers = num_hiddens, num_layers
+        self.names = [name.format(l=l) for l in range(num_layers) for name, _, _ in self.layout]
+        self.state_size = get_cell(cell, variant).state_size          # (H,) or (H, C)
 
-    def apply(self, weights, inputs, H):
+    def apply(self, weights, inputs, state):
         if isinstance(inputs, _Traced):         # inside MXNetOps.graph: the symbolic form
             trace = inputs.trace
-            O, H_T = self._apply(mx.sym, [trace.symbol(w) for w in weights], inputs.sym,
-                                 trace.symbol(H))
-            return _Traced(O, trace), _Traced(H_T, trace)
-        return self._apply(mx.nd, weights, inputs, H)
+            O, state = self._apply(mx.sym, [trace.symbol(w) for w in weights], inputs.sym,
+                                   [trace.symbol(s) for s in state])
+            return _Traced(O, trace), tuple(_Traced(s, trace) for s in state)
+        return self._apply(mx.nd, weights, inputs, state)
 
-    def _apply(self, F, weights, inputs, H):
-        names = [name for name, _, _ in self.layout]
-        Hs, (H_T,) = self.rnn.hybrid_forward(F, inputs, [F.expand_dims(H, 0)],
-                                             **dict(zip(names[:4], weights[:4])))
+    def _apply(self, F, weights, inputs, state):
+        k, n = self.state_size, len(self.names)
+        stacked = [F.stack(*state[j::k], axis=0) for j in range(k)]   # (layers, batch, hidden)
+        Hs, last = self.rnn.hybrid_forward(F, inputs, stacked, **dict(zip(self.names, weights)))
         O = self.dense.hybrid_forward(F, F.reshape(Hs, (-1, self.num_hiddens)),
-                                      weight=weights[4], bias=weights[5])
-        return O, F.squeeze(H_T, axis=0)
+                                      weight=weights[n], bias=weights[n + 1])
+        return O, tuple(F.squeeze(F.slice_axis(last[j], axis=0, begin=l, end=l + 1), axis=0)
+                        for l in range(self.num_layers) for j in range(k))
 
 
 # ---- tracing a function into a graph (MXNetOps.graph) ------------------------------------------

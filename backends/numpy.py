@@ -81,6 +81,10 @@ class NumpyOps:
     def tanh(self, x, /):
         return np.tanh(x)
 
+    def sigmoid(self, x, /):
+        with np.errstate(over="ignore"):     # exp(-x) = inf below x = -88: the sigmoid is 0
+            return 1.0 / (1.0 + np.exp(-x))
+
     def exp(self, x, /):
         return np.exp(x)
 
@@ -114,9 +118,9 @@ class NumpyOps:
             "NumPy has no automatic differentiation: train the numpy backend with grad='bptt' "
             "(--grad bptt), the hand-written backpropagation through time")
 
-    def rnn_layer(self, input_size, num_hiddens, vocab_size):
+    def recurrent_layer(self, cell, variant, num_layers, input_size, num_hiddens, vocab_size):
         raise NotImplementedError(
-            "NumPy has no RNN layer: the concise model needs torch, tf or mxnet; "
+            "NumPy has no RNN layer: the concise model needs a framework's own layers; "
             "on numpy, use --model scratch")
 
     def graph(self, fn):

@@ -6,6 +6,7 @@ them to the backend's ``precision`` and ``deterministic`` on creation and at eve
 import numpy as np
 import tensorflow as tf
 
+from rnn_core.cells import get_cell
 from rnn_core.errors import DeviceUnavailable
 
 
@@ -90,6 +91,9 @@ class TFOps:
     def tanh(self, x, /):
         return tf.tanh(x)
 
+    def sigmoid(self, x, /):
+        return tf.sigmoid(x)
+
     def exp(self, x, /):
         return tf.exp(x)
 
@@ -128,8 +132,8 @@ class TFOps:
         # The gradient of a gather (the embedding lookup) is sparse: make it a dense tensor.
         return (loss, aux), [tf.convert_to_tensor(g) for g in tape.gradient(loss, params)]
 
-    def rnn_layer(self, input_size, num_hiddens, vocab_size):
-        return KerasRNNLayer(input_size, num_hiddens, vocab_size)
+    def recurrent_layer(self, cell, variant, num_layers, input_size, num_hiddens, vocab_size):
+        return KerasRecurrentLayer(cell, variant, num_layers, input_size, num_hiddens, vocab_size)
 
     def graph(self, fn):
         return fn             # compile() makes the whole step one graph
@@ -152,24 +156,56 @@ class TFOps:
         return step
 
 
-class KerasRNNLayer:
-    """Keras ``SimpleRNN`` + ``Dense``, called with ``Layer.stateless_call``. Keras reads
-    batch-major sequences, so the time-major inputs are transposed in and out."""
-    layout = (("kernel", "W_xh", False), ("recurrent_kernel", "W_hh", False), ("bias", "b_h", False),
-              ("dense/kernel", "W_hq", False), ("dense/bias", "b_q", False))
+# (cell, variant) -> Keras's layer, its options, and how it stores one layer's weights
+# (rnn_core/ops.py, RecurrentLayer): gates in Keras's order (GRU z, r, h; LSTM i, f, c, o), each
+# kernel (inputs, gates * hidden); the reset-after GRU keeps two bias rows.
+KERAS_LAYERS = {
+    ("rnn", "book"): ("SimpleRNN", {}, (("l{l}/kernel", ("W_xh",), False),
+                                        ("l{l}/recurrent_kernel", ("W_hh",), False),
+                                        ("l{l}/bias", ("b_h",), False))),
+    ("gru", "book"): ("GRU", {"reset_after": False}, (
+        ("l{l}/kernel", ("W_xz", "W_xr", "W_xh"), False),
+        ("l{l}/recurrent_kernel", ("W_hz", "W_hr", "W_hh"), False),
+        ("l{l}/bias", ("b_z", "b_r", "b_h"), False))),
+    ("gru", "reset_after"): ("GRU", {"reset_after": True}, (
+        ("l{l}/kernel", ("W_xz", "W_xr", "W_xh"), False),
+        ("l{l}/recurrent_kernel", ("W_hz", "W_hr", "W_hh"), False),
+        ("l{l}/bias", (("b_z", "b_r", "b_h"), ("b_z", "b_r", "b_hh")), False))),
+    ("lstm", "book"): ("LSTM", {}, (("l{l}/kernel", ("W_xi", "W_xf", "W_xc", "W_xo"), False),
+                                    ("l{l}/recurrent_kernel", ("W_hi", "W_hf", "W_hc", "W_ho"),
+                                     False),
+                                    ("l{l}/bias", ("b_i", "b_f", "b_c", "b_o"), False))),
+}
 
-    def __init__(self, input_size, num_hiddens, vocab_size):
+
+class KerasRecurrentLayer:
+    """Keras ``SimpleRNN``, ``GRU`` or ``LSTM`` (one per layer, stacked) + ``Dense``, called with
+    ``Layer.stateless_call``. Keras reads batch-major sequences, so the time-major inputs are
+    transposed in and out."""
+    dense_layout = (("dense/kernel", ("W_hq",), False), ("dense/bias", ("b_q",), False))
+
+    def __init__(self, cell, variant, num_layers, input_size, num_hiddens, vocab_size):
         import keras
-        self.rnn = keras.layers.SimpleRNN(num_hiddens, activation="tanh", return_sequences=True,
-                                          return_state=True)
-        self.rnn.build((None, None, input_size))
+        kind, options, self.layout = KERAS_LAYERS[cell, variant]
+        self.layers = []
+        for l in range(num_layers):
+            layer = getattr(keras.layers, kind)(num_hiddens, return_sequences=True,
+                                                return_state=True, **options)
+            layer.build((None, None, input_size if l == 0 else num_hiddens))
+            self.layers.append(layer)
         self.dense = keras.layers.Dense(vocab_size)
         self.dense.build((None, num_hiddens))
+        self.state_size = get_cell(cell, variant).state_size          # (H,) or (H, C)
 
-    def apply(self, weights, inputs, H):
-        untrained = [v.value for v in self.rnn.non_trainable_variables]  # its dropout seed
-        (Hs, H_T), _ = self.rnn.stateless_call(list(weights[:3]), untrained,
-                                               tf.transpose(inputs, [1, 0, 2]), initial_state=[H])
+    def apply(self, weights, inputs, state):
+        k, n = self.state_size, len(self.layout)
+        Hs, last = tf.transpose(inputs, [1, 0, 2]), []
+        for l, layer in enumerate(self.layers):
+            untrained = [v.value for v in layer.non_trainable_variables]  # its dropout seed
+            (Hs, *layer_state), _ = layer.stateless_call(
+                list(weights[l * n:(l + 1) * n]), untrained, Hs,
+                initial_state=list(state[l * k:(l + 1) * k]))
+            last.extend(layer_state)
         Hs = tf.reshape(tf.transpose(Hs, [1, 0, 2]), [-1, Hs.shape[-1]])   # time-major rows
-        O, _ = self.dense.stateless_call(list(weights[3:]), [], Hs)
-        return O, H_T
+        O, _ = self.dense.stateless_call(list(weights[-2:]), [], Hs)
+        return O, tuple(last)

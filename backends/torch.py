@@ -8,6 +8,8 @@ import numpy as np
 import torch
 
 from ._allocator import keep_freed_buffers
+from rnn_core.cells import get_cell
+from rnn_core.concise import no_layer
 from rnn_core.errors import DeviceUnavailable, RNNCoreError
 
 
@@ -98,6 +100,9 @@ class TorchOps:
     def tanh(self, x, /):
         return torch.tanh(x)
 
+    def sigmoid(self, x, /):
+        return torch.sigmoid(x)
+
     def exp(self, x, /):
         return torch.exp(x)
 
@@ -133,8 +138,11 @@ class TorchOps:
         grads = torch.autograd.grad(loss, params)
         return (loss.detach(), aux), list(grads)
 
-    def rnn_layer(self, input_size, num_hiddens, vocab_size):
-        return TorchRNNLayer(input_size, num_hiddens, vocab_size, self._device)
+    def recurrent_layer(self, cell, variant, num_layers, input_size, num_hiddens, vocab_size):
+        if (cell, variant) not in TORCH_LAYERS:
+            raise NotImplementedError(no_layer("PyTorch", cell, variant, TORCH_LAYERS))
+        return TorchRecurrentLayer(cell, variant, num_layers, input_size, num_hiddens,
+                                   vocab_size, self._device)
 
     def graph(self, fn):
         return fn
@@ -195,24 +203,51 @@ def _fix_cublas_workspace():
         f"CUBLAS_WORKSPACE_CONFIG={DETERMINISTIC_CUBLAS[0]} in the environment")
 
 
-class TorchRNNLayer:
-    """``nn.RNN`` + ``nn.Linear``, called with ``torch.func.functional_call``."""
-    layout = (("weight_ih_l0", "W_xh", True), ("weight_hh_l0", "W_hh", True),
-              ("bias_ih_l0", "b_h", False), ("bias_hh_l0", None, False),
-              ("weight", "W_hq", True), ("bias", "b_q", False))
+# (cell, variant) -> PyTorch's layer, and how it stores one layer's weights (rnn_core/ops.py,
+# RecurrentLayer): gates in PyTorch's order (GRU r, z, n; LSTM i, f, g, o), each weight
+# (gates * hidden, inputs), two biases whose sum is the book's. nn.GRU computes the reset-after
+# GRU only.
+TORCH_LAYERS = {
+    ("rnn", "book"): ("RNN", (("weight_ih_l{l}", ("W_xh",), True),
+                              ("weight_hh_l{l}", ("W_hh",), True),
+                              ("bias_ih_l{l}", ("b_h",), False),
+                              ("bias_hh_l{l}", ("b_h",), False))),
+    ("gru", "reset_after"): ("GRU", (("weight_ih_l{l}", ("W_xr", "W_xz", "W_xh"), True),
+                                     ("weight_hh_l{l}", ("W_hr", "W_hz", "W_hh"), True),
+                                     ("bias_ih_l{l}", ("b_r", "b_z", "b_h"), False),
+                                     ("bias_hh_l{l}", ("b_r", "b_z", "b_hh"), False))),
+    ("lstm", "book"): ("LSTM", (("weight_ih_l{l}", ("W_xi", "W_xf", "W_xc", "W_xo"), True),
+                                ("weight_hh_l{l}", ("W_hi", "W_hf", "W_hc", "W_ho"), True),
+                                ("bias_ih_l{l}", ("b_i", "b_f", "b_c", "b_o"), False),
+                                ("bias_hh_l{l}", ("b_i", "b_f", "b_c", "b_o"), False))),
+}
 
-    def __init__(self, input_size, num_hiddens, vocab_size, device):
-        self.rnn = torch.nn.RNN(input_size, num_hiddens, nonlinearity="tanh").to(device)
+
+class TorchRecurrentLayer:
+    """``nn.RNN``, ``nn.GRU`` or ``nn.LSTM`` (``num_layers`` deep) + ``nn.Linear``, called with
+    ``torch.func.functional_call``. PyTorch keeps the state of all layers in one tensor ``(layers,
+    batch, hidden)`` (and a second for the LSTM's ``C``)."""
+    dense_layout = (("weight", ("W_hq",), True), ("bias", ("b_q",), False))
+
+    def __init__(self, cell, variant, num_layers, input_size, num_hiddens, vocab_size, device):
+        kind, self.layout = TORCH_LAYERS[cell, variant]
+        self.rnn = getattr(torch.nn, kind)(input_size, num_hiddens, num_layers).to(device)
         self.dense = torch.nn.Linear(num_hiddens, vocab_size).to(device)
+        self.names = [name.format(l=l) for l in range(num_layers) for name, _, _ in self.layout]
+        self.state_size = get_cell(cell, variant).state_size           # (H,) or (H, C)
 
-    def apply(self, weights, inputs, H):
+    def apply(self, weights, inputs, state):
         # On CUDA, nn.RNN copies its weights into cuDNN's one flat buffer through a flat view of
         # each; a transposed view (the layout's W_xhᵀ, W_hhᵀ, W_hqᵀ) has none, and the copy fails
         # ("view size is not compatible with input tensor's size and stride"). So every weight
         # is made contiguous and viewed flat here, on every device: the CPU runs what CUDA needs.
         weights = [w.contiguous().view(-1).view(w.shape) for w in weights]
-        names = [name for name, _, _ in self.layout]
-        rnn_weights, dense_weights = dict(zip(names[:4], weights[:4])), dict(zip(names[4:], weights[4:]))
-        Hs, H_T = torch.func.functional_call(self.rnn, rnn_weights, (inputs, H[None]))
-        O = torch.func.functional_call(self.dense, dense_weights, (Hs.reshape(-1, Hs.shape[-1]),))
-        return O, H_T[0]
+        k, n = self.state_size, len(self.names)
+        stacked = [torch.stack(state[j::k]) for j in range(k)]         # (layers, batch, hidden)
+        first = stacked[0] if k == 1 else tuple(stacked)
+        Hs, last = torch.func.functional_call(self.rnn, dict(zip(self.names, weights[:n])),
+                                              (inputs, first))
+        O = torch.func.functional_call(self.dense, dict(zip(("weight", "bias"), weights[n:])),
+                                       (Hs.reshape(-1, Hs.shape[-1]),))
+        last = (last,) if k == 1 else last
+        return O, tuple(s for layer in zip(*(torch.unbind(t) for t in last)) for s in layer)

@@ -65,11 +65,10 @@ def loss_and_grad_bptt(ops: Ops, params, state: tuple, X: Tensor, Y: Tensor, voc
         dH_all = ops.matmul(dO, W_hq_T)                         # (n, hidden)
         dH_out = ops.unstack(ops.reshape(dH_all, (num_steps, batch_size, -1)))
 
-    cell, num_layers = model.architecture(params)
-    fields = type(params)._fields
-    k = len(cell.layer_fields)
+    cell, _ = model.architecture(params)
+    names = model.layer_field_names(params)                    # book name -> field, per layer
     for l, p in reversed(list(enumerate(model.layers(params)))):
-        name = dict(zip(cell.layer_fields, fields[l * k:(l + 1) * k]))  # book name -> field
+        name = names[l]
         dA, products = _back_through_time(ops, cell.backward(ops, p), all_saved[l], dH_out,
                                           cell.state_size)
         for weight, (Us, Gs) in products.items():              # the recurrent parameters

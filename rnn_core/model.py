@@ -87,6 +87,15 @@ def layers(params) -> list:
     return [_layer_type(cell)(*params[l * k:(l + 1) * k]) for l in range(num_layers)]
 
 
+def layer_field_names(kind) -> list:
+    """For each layer of parameter type ``kind``, ``{book name: canonical field}``:
+    ``[{'W_xh': 'W_xh', ...}, {'W_xh': 'W_xh_l2', ...}]``."""
+    cell, num_layers = architecture(kind)
+    k = len(cell.layer_fields)
+    return [dict(zip(cell.layer_fields, kind._fields[l * k:(l + 1) * k]))
+            for l in range(num_layers)]
+
+
 def param_shapes(kind: type, vocab_size: int, num_hiddens: int) -> list:
     """The shape of every field of parameter type ``kind``, in order (see rnn_core/cells/cell.py)."""
     cell, num_layers = architecture(kind)

@@ -109,6 +109,10 @@ class Ops(Protocol):
     def tanh(self, x: Tensor, /) -> Tensor:
         """Elementwise hyperbolic tangent."""
 
+    def sigmoid(self, x: Tensor, /) -> Tensor:
+        """Elementwise logistic function ``1 / (1 + e**-x)``, the gates of the GRU and LSTM;
+        0 (not an overflow) for very negative ``x``."""
+
     def exp(self, x: Tensor, /) -> Tensor:
         """Elementwise e**x."""
 
@@ -151,9 +155,13 @@ class Ops(Protocol):
         """
 
     # ---- the framework's own layers (the concise model) ------------------------------------------
-    def rnn_layer(self, input_size: int, num_hiddens: int, vocab_size: int) -> "RNNLayer":
-        """The framework's recurrent layer (tanh, one layer) followed by its dense layer, as a
-        :class:`RNNLayer`. NumPy has none and raises :class:`NotImplementedError`."""
+    def recurrent_layer(self, cell: str, variant: str, num_layers: int, input_size: int,
+                        num_hiddens: int, vocab_size: int) -> "RecurrentLayer":
+        """The framework's own recurrent layer for ``cell`` (``rnn``, ``gru``, ``lstm``) and its
+        ``variant`` (``book``, or the GRU's ``reset_after``), ``num_layers`` deep, followed by its
+        dense layer, as a :class:`RecurrentLayer`. Where the framework has no such layer it
+        raises :class:`NotImplementedError` with one line saying why and what to use (NumPy has
+        none; PyTorch's and Gluon's GRU compute only the reset-after formula)."""
 
     def compile(self, fn: Callable) -> Callable:
         """``fn`` compiled by the framework where that pays off (``tf.function``), else ``fn``.
@@ -172,16 +180,25 @@ class Ops(Protocol):
         """
 
 
-class RNNLayer(Protocol):
-    """A framework's ``RNN`` layer and ``Dense`` layer, called with weights given by the caller
-    (a functional call), so the core can differentiate and update them like its own tensors."""
+class RecurrentLayer(Protocol):
+    """A framework's recurrent layers and dense layer, called with weights given by the caller
+    (a functional call), so the core can differentiate and update them like its own tensors.
 
-    # How the framework stores the canonical weights, in the order ``apply`` takes them:
-    # ``(framework's name, canonical field, transposed)``. A canonical field of None is a second
-    # recurrent bias (PyTorch and Gluon keep ``b_ih`` and ``b_hh``; their sum is ``b_h``).
-    layout: Tuple[Tuple[str, "str | None", bool], ...]
+    ``layout`` says how the framework stores one recurrent layer's weights, in the order
+    ``apply`` takes them: ``(framework's name, parts, transposed)``. ``name`` holds ``{l}``
+    where the framework numbers its layers (0 for the first); ``apply`` takes layer 0's weights,
+    then layer 1's, and so on, then the dense layer's (``dense_layout``). ``parts`` names the
+    canonical fields of one layer (the book's names: ``W_xz``, ``b_r``, ...) whose blocks the
+    framework joins along its gate axis, in its gate order; a tuple of such tuples is rows stacked
+    (Keras's two bias rows). A field named in several places is their sum: PyTorch's
+    ``b_ir + b_hr`` is the book's ``b_r``. ``transposed``: the framework stores the transpose of
+    the joined canonical blocks, ``(gates * hidden, inputs)`` for ``(inputs, gates * hidden)``.
+    """
+    layout: Tuple[Tuple[str, tuple, bool], ...]
+    dense_layout: Tuple[Tuple[str, tuple, bool], ...]
 
-    def apply(self, weights: Sequence[Tensor], inputs: Tensor, H: Tensor) -> Tuple[Tensor, Tensor]:
-        """``inputs (num_steps, batch, input_size)`` and state ``H (batch, hidden)`` ->
-        ``(O, H_T)``: the logits ``(num_steps * batch, vocab)``, rows time-major, and the last
-        state ``(batch, hidden)``."""
+    def apply(self, weights: Sequence[Tensor], inputs: Tensor,
+              state: tuple) -> Tuple[Tensor, tuple]:
+        """``inputs (num_steps, batch, input_size)`` and the canonical ``state`` (every layer's
+        ``H``, or ``H, C``, in turn, each ``(batch, hidden)``) -> ``(O, state)``: the logits
+        ``(num_steps * batch, vocab)``, rows time-major, and the last state, canonical."""

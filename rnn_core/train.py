@@ -49,8 +49,8 @@ class TrainConfig:
     model: str = "scratch"           # 'scratch' (the chapter's) or 'concise' (framework layers)
     optimizer: str = "sgd"           # 'sgd' or 'adam'
     init: str = "normal"             # 'normal' (scratch chapter) or 'uniform' (PyTorch's default)
-    cell: str = "rnn"                # a name in rnn_core.cells.CELLS: 'rnn'
-    variant: str = "book"            # the cell's formula: 'book' (the book's)
+    cell: str = "rnn"                # a name in rnn_core.cells.CELLS: 'rnn', 'gru' or 'lstm'
+    variant: str = "book"            # the cell's formula: 'book', or the GRU's 'reset_after'
     num_layers: int = 1              # layers stacked, each reading the states of the one below
 
 
@@ -109,7 +109,8 @@ def make_forward(ops: Ops, vocab_size: int, config: TrainConfig) -> Callable:
                                  per_step=config.book_path)
         return forward
     if config.model == "concise":
-        return ConciseRNN(ops, vocab_size, config.num_hiddens, onehot=config.book_path).forward
+        return ConciseRNN(ops, vocab_size, config.num_hiddens, onehot=config.book_path,
+                          **model_spec(config)).forward
     raise ValueError(f"unknown model {config.model!r}: choose scratch or concise")
 
 

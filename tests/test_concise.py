@@ -8,6 +8,9 @@ from rnn_core.errors import RNNCoreError
 from rnn_core.optim import Adam
 
 from conftest import BATCH, HIDDEN, STEPS, VOCAB, reference_ops, selected_backends
+from test_cells import MODELS, TRAINED, make_problem
+from test_cells import on as on_cells
+from test_cells import reference_forward as reference_cells
 from test_model import on, reference_forward
 from test_train import first_losses
 
@@ -24,32 +27,6 @@ def test_concise_equals_scratch_for_the_same_weights(autograd_ops, problem, oneh
     np.testing.assert_allclose(ops.to_numpy(H), H_ref, rtol=1e-4, atol=1e-5)
 
 
-def test_framework_weights_convert_to_and_from_the_canonical_layout(autograd_ops, problem, rng):
-    """Weights in the framework's own layout, with a non-zero second bias where it has one, give
-    the scratch model's outputs once converted to the canonical layout; and back again."""
-    ops = autograd_ops
-    params, X, Y, H0 = problem
-    layer = ops.rnn_layer(VOCAB, HIDDEN, VOCAB)
-    weights = concise.from_canonical(layer.layout, params)
-    for name, field, _ in layer.layout:
-        if field is None:
-            weights[name] = rng.normal(size=weights[name].shape).astype(np.float32)
-    round_trip = concise.from_canonical(layer.layout, concise.to_canonical(layer.layout, weights))
-    canonical = concise.to_canonical(layer.layout, weights)
-    X_T = ops.asarray(X.T)
-    inputs = ops.reshape(ops.one_hot(ops.reshape(X_T, (-1,)), VOCAB), (STEPS, BATCH, VOCAB))
-    O, H = layer.apply([ops.asarray(weights[name]) for name, _, _ in layer.layout], inputs,
-                       ops.asarray(H0))
-    O_ref, H_ref = reference_forward(canonical, X, H0)
-    np.testing.assert_allclose(ops.to_numpy(O), O_ref, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(ops.to_numpy(H), H_ref, rtol=1e-4, atol=1e-5)
-    for name, field, _ in layer.layout:
-        expected = np.zeros_like(weights[name]) if field is None else weights[name]
-        if field == "b_h":
-            expected = weights[name] + sum(weights[n] for n, f, _ in layer.layout if f is None)
-        np.testing.assert_allclose(round_trip[name], expected, rtol=1e-6, err_msg=name)
-
-
 def test_the_layer_takes_weights_that_are_transposed_views(autograd_ops, problem):
     """The canonical layout hands the framework's layer each transposed weight as a transpose of
     the canonical tensor, a strided view where the framework has views. On CUDA, cuDNN's RNN
@@ -59,21 +36,22 @@ def test_the_layer_takes_weights_that_are_transposed_views(autograd_ops, problem
     runs the layer, forward and backward, on exactly such views, on the CPU too."""
     ops = autograd_ops
     params, X, Y, H0 = problem
-    layer = ops.rnn_layer(VOCAB, HIDDEN, VOCAB)
-    weights = concise.from_canonical(layer.layout, params)
+    layer = ops.recurrent_layer("rnn", "book", 1, VOCAB, HIDDEN, VOCAB)
+    layout = concise.layout(layer, type(params))
+    weights = concise.from_canonical(layer, params)
     views = [ops.matrix_transpose(ops.asarray(np.ascontiguousarray(weights[name].T)))
-             if transposed else ops.asarray(weights[name]) for name, _, transposed in layer.layout]
+             if transposed else ops.asarray(weights[name]) for name, _, transposed in layout]
     X_T = ops.asarray(X.T)
     inputs = ops.reshape(ops.one_hot(ops.reshape(X_T, (-1,)), VOCAB), (STEPS, BATCH, VOCAB))
 
     def loss(ws):
-        O, H = layer.apply(ws, inputs, ops.asarray(H0))
+        O, (H,) = layer.apply(ws, inputs, (ops.asarray(H0),))
         return ops.sum(O * O) + ops.sum(H), O
 
     (_, O), grads = ops.value_and_grad(loss, views)
     O_ref, _ = reference_forward(params, X, H0)
     np.testing.assert_allclose(ops.to_numpy(O), O_ref, rtol=1e-4, atol=1e-5)
-    assert [tuple(g.shape) for g in grads] == [weights[name].shape for name, _, _ in layer.layout]
+    assert [tuple(g.shape) for g in grads] == [weights[name].shape for name, _, _ in layout]
 
 
 def test_concise_gradients_equal_the_hand_written_bptt(autograd_ops, problem):
@@ -186,3 +164,129 @@ def test_concise_sgd_steps_at_the_books_settings_agree_step_by_step(layer_ops, c
                                            atol=1e-4 * np.abs(ref_update).max(),
                                            err_msg=f"{ops.name} step {k + 1} {field}")
         params, H = new_ref, H_ref
+
+
+# ---- every cell: the framework's own GRU and LSTM layers ------------------------------------------
+CONCISE = [("rnn", "book", 1)] + MODELS
+
+
+def concise_or_refusal(ops, arch, **options):
+    """The concise model of ``arch`` on ``ops``; None where the framework has no such layer, after
+    checking that it is the book's GRU and that the refusal says what to use instead."""
+    cell, variant, num_layers = arch
+    try:
+        return concise.ConciseRNN(ops, VOCAB, HIDDEN, cell=cell, variant=variant,
+                                  num_layers=num_layers, **options)
+    except RNNCoreError as error:
+        assert (cell, variant) == ("gru", "book"), error
+        assert "computes the reset_after formula, not the book one: use --variant reset_after, " \
+               "or --model scratch" in str(error)
+        return None
+
+
+@pytest.mark.parametrize("onehot", [True, False], ids=["onehot", "embedding"])
+@pytest.mark.parametrize("arch", CONCISE, ids=lambda m: "-".join(map(str, m)))
+def test_each_framework_layer_computes_the_matching_scratch_formula(layer_ops, arch, onehot, rng):
+    ops = layer_ops
+    net = concise_or_refusal(ops, arch, onehot=onehot)
+    if net is None:
+        return
+    params, X, Y, state = make_problem(rng, arch)
+    P, X_, _, S = on_cells(ops, params, X, Y, state)
+    O, new_state = net.forward(X_, S, P)
+    O_ref, state_ref = reference_cells(params, X, state)
+    np.testing.assert_allclose(ops.to_numpy(O), O_ref, rtol=1e-4, atol=1e-5)
+    assert len(new_state) == len(state_ref)
+    for s, s_ref in zip(new_state, state_ref):
+        np.testing.assert_allclose(ops.to_numpy(s), s_ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", CONCISE, ids=lambda m: "-".join(map(str, m)))
+def test_framework_weights_convert_to_and_from_the_canonical_layout(layer_ops, arch, rng):
+    """Weights in the framework's own layout, with every bias drawn at random (both of them where
+    the framework keeps two), run in the framework's layer, give the scratch formula's outputs
+    once converted to the canonical layout; canonical weights go there and back exactly."""
+    ops = layer_ops
+    if concise_or_refusal(ops, arch) is None:
+        return
+    cell, variant, num_layers = arch
+    params, X, Y, state = make_problem(rng, arch)
+    kind = type(params)
+    layer = ops.recurrent_layer(cell, variant, num_layers, VOCAB, HIDDEN, VOCAB)
+    layout = concise.layout(layer, kind)
+    weights = concise.from_canonical(layer, params)
+    assert [name for name, _, _ in layout] == list(weights)
+    for back, original in zip(concise.to_canonical(layer, weights, kind), params):
+        np.testing.assert_array_equal(back, original)
+    for name, parts, _ in layout:
+        rows = parts if isinstance(parts[0][0], tuple) else (parts,)
+        if all(field.startswith("b_") for row in rows for field, _ in row):
+            weights[name] = rng.normal(scale=0.3, size=weights[name].shape).astype(np.float32)
+    canonical = concise.to_canonical(layer, weights, kind)
+    X_T = ops.asarray(X.T)
+    inputs = ops.reshape(ops.one_hot(ops.reshape(X_T, (-1,)), VOCAB), (STEPS, BATCH, VOCAB))
+    O, new_state = layer.apply([ops.asarray(weights[name]) for name, _, _ in layout], inputs,
+                               tuple(ops.asarray(s) for s in state))
+    O_ref, state_ref = reference_cells(canonical, X, state)
+    np.testing.assert_allclose(ops.to_numpy(O), O_ref, rtol=1e-4, atol=1e-5)
+    for s, s_ref in zip(new_state, state_ref):
+        np.testing.assert_allclose(ops.to_numpy(s), s_ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", [("gru", "reset_after", 1), ("gru", "book", 1),
+                                  ("lstm", "book", 2)], ids=lambda m: "-".join(map(str, m)))
+def test_the_frameworks_gradients_through_their_layers_equal_the_hand_written_bptt(layer_ops,
+                                                                                 arch, rng):
+    from rnn_core import bptt
+    ops = layer_ops
+    net = concise_or_refusal(ops, arch)
+    if net is None:
+        return
+    params, X, Y, state = make_problem(rng, arch)
+    P, X_, Y_, S = on_cells(ops, params, X, Y, state)
+
+    def loss(ps):
+        O, new_state = net.forward(X_, S, type(P)(*ps))
+        return model.cross_entropy(ops, O, model.labels(ops, Y_)), new_state
+
+    (l, _), grads = ops.value_and_grad(loss, P)
+    numpy_ops = reference_ops()
+    (l_ref, _), grads_ref = bptt.loss_and_grad_bptt(
+        numpy_ops, model.params_to_backend(numpy_ops, params), state, X, Y, VOCAB)
+    assert float(ops.to_numpy(l).reshape(())) == pytest.approx(float(l_ref), rel=1e-5)
+    for name, g, g_ref in zip(type(P)._fields, grads, grads_ref):
+        np.testing.assert_allclose(ops.to_numpy(g), g_ref, rtol=1e-4,
+                                   atol=1e-5 * np.abs(g_ref).max(), err_msg=name)
+
+
+@pytest.mark.parametrize("arch", TRAINED, ids=lambda m: "-".join(map(str, m)))
+def test_concise_training_steps_equal_the_scratch_models(layer_ops, corpus, arch):
+    """3 SGD steps at the book's settings (lr 100, θ 0.01, consecutive sampling), each from the
+    scratch NumPy reference's weights and state: the framework's layers give its loss and
+    update."""
+    cell, variant, num_layers = arch
+    config = train.TrainConfig(model="concise", num_hiddens=32, num_steps=10, batch_size=8,
+                               sampling="consecutive", seed=5, cell=cell, variant=variant,
+                               num_layers=num_layers)
+    if concise_or_refusal(layer_ops, arch) is None:
+        return
+    scratch = train.TrainConfig(**{**config.__dict__, "model": "scratch"})
+    V = corpus.vocab.vocab_size
+    reference_step = train.make_train_step(reference_ops(), V, scratch)
+    step = train.make_train_step(layer_ops, V, config)
+    params = model.init_params(V, 32, config.seed, **train.model_spec(config))
+    state = model.init_state(reference_ops(), params, config.batch_size)
+    for k, (X, Y) in zip(range(3), train.data_iter(config, corpus.corpus_indices, None)):
+        new_ref, _, state_ref, loss_ref = reference_step(params, (), state, X, Y)
+        new, _, _, loss = step(model.params_to_backend(layer_ops, params), (),
+                               tuple(layer_ops.asarray(s) for s in state),
+                               layer_ops.asarray(X), layer_ops.asarray(Y))
+        assert float(layer_ops.to_numpy(loss).reshape(())) == pytest.approx(float(loss_ref),
+                                                                              rel=1e-5)
+        for field, p, p_ref, old in zip(type(params)._fields, new, new_ref, params):
+            update, ref_update = layer_ops.to_numpy(p) - old, p_ref - old
+            rounding = 2 * np.spacing(np.abs(old).max())
+            np.testing.assert_allclose(update, ref_update, rtol=1e-4,
+                                       atol=1e-4 * np.abs(ref_update).max() + rounding,
+                                       err_msg=f"step {k + 1} {field}")
+        params, state = new_ref, state_ref

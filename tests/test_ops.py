@@ -101,6 +101,13 @@ def test_elementwise(ops, rng, name):
     close(ops, getattr(ops, name)(ops.asarray(x)), getattr(np, name)(x))
 
 
+def test_sigmoid_is_the_logistic_function_without_overflow(ops, rng):
+    x = np.concatenate([rng.normal(scale=4.0, size=20), [-1000.0, -100.0, 0.0, 100.0, 1000.0]])
+    with np.errstate(over="ignore"):
+        expected = 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
+    close(ops, ops.sigmoid(ops.asarray(x.astype(np.float32))), expected)
+
+
 def test_clip(ops, rng):
     x = rng.normal(size=(20,)).astype(np.float32)
     close(ops, ops.clip(ops.asarray(x), min=0.1), np.clip(x, 0.1, None), rtol=0, atol=0)

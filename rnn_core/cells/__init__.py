@@ -8,11 +8,11 @@ name. A new cell is a new module and one entry in :data:`CELLS`.
 """
 from __future__ import annotations
 
-from rnn_core.cells import rnn
+from rnn_core.cells import gru, lstm, rnn
 from rnn_core.cells.cell import Cell
 
 # name -> {variant: Cell}, the book's variant first
-CELLS = {"rnn": rnn.VARIANTS}
+CELLS = {"rnn": rnn.VARIANTS, "gru": gru.VARIANTS, "lstm": lstm.VARIANTS}
 
 
 def get_cell(name: str = "rnn", variant: str | None = None) -> Cell:
