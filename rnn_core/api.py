@@ -50,9 +50,11 @@ class TrainResult:
     config: TrainConfig               # every setting, the book's defaults filled in
     history: list                     # one rnn_core.train.EpochResult per epoch
     samples: dict                     # prefix -> the final model's greedy continuation
-    params: model.RNNParams | None    # NumPy float32 weights in the canonical layout
+    params: tuple | None              # NumPy float32 weights, the canonical NamedTuple (RNNParams)
     idx_to_char: list                 # the vocabulary, index -> character
     unk: bool = False                 # whether the vocabulary has '<unk>'
+    precision: str = "float32"        # the backend's numerics (docs/gpu.md)
+    deterministic: bool = False
     log: list = field(default_factory=list, repr=False)   # the book's printed lines
 
     @property
@@ -82,7 +84,7 @@ class TrainResult:
                 "history": [{"epoch": e.epoch, "perplexity": e.perplexity, "seconds": e.seconds,
                              "tokens": e.tokens} for e in self.history],
                 "samples": self.samples, "idx_to_char": self.idx_to_char, "unk": self.unk,
-                "log": self.log}
+                "precision": self.precision, "deterministic": self.deterministic, "log": self.log}
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainResult":
@@ -90,7 +92,8 @@ class TrainResult:
         history = [EpochResult(e["epoch"], e["perplexity"], e["seconds"], e["tokens"],
                                np.array([])) for e in data["history"]]
         return cls(data["backend"], data["device"], data["corpus"], config, history,
-                   data["samples"], None, data["idx_to_char"], data["unk"], data["log"])
+                   data["samples"], None, data["idx_to_char"], data["unk"], data["precision"],
+                   data["deterministic"], data["log"])
 
 
 def available_backends(names: Iterable[str] = BACKEND_NAMES) -> list:
@@ -116,7 +119,8 @@ def make_config(**settings) -> TrainConfig:
 
 
 def train(backend: str = "numpy", corpus: str | os.PathLike | None = None, *,
-          device: str = "auto", max_chars: int = DEFAULT_MAX_CHARS, verbose: bool = True,
+          device: str = "auto", precision: str = "float32", deterministic: bool = False,
+          max_chars: int = DEFAULT_MAX_CHARS, verbose: bool = True,
           save: str | os.PathLike | None = None,
           on_epoch: Callable[[EpochResult, int], None] | None = None,
           **settings) -> TrainResult:
@@ -125,13 +129,15 @@ def train(backend: str = "numpy", corpus: str | os.PathLike | None = None, *,
     ``corpus``: 'jaychou', 'timemachine', a ``.txt``/``.zip`` path, or None for the project's
     small ``lyrics_zh``; its first ``max_chars`` characters (0: all). ``settings``: any
     :class:`TrainConfig` field, for example ``num_epochs=20, num_hiddens=64, lr=1``.
-    ``verbose`` prints the book's lines every ``pred_period`` epochs as they come (they are kept
-    in ``result.log`` either way). ``save`` writes a checkpoint (see ``run --save``) that
-    :func:`generate` reads. ``on_epoch(epoch_result, num_epochs)`` is called after every epoch.
-    Returns a :class:`TrainResult`.
+    ``device``, ``precision`` and ``deterministic`` are :func:`rnn_core.get_backend`'s (IEEE
+    float32 unless ``precision='tf32'``; docs/gpu.md). ``verbose`` prints the book's lines every
+    ``pred_period`` epochs as they come (they are kept in ``result.log`` either way). ``save``
+    writes a checkpoint (see ``run --save``) that :func:`generate` reads.
+    ``on_epoch(epoch_result, num_epochs)`` is called after every epoch. Returns a
+    :class:`TrainResult`.
     """
     config = make_config(**settings)
-    ops = get_backend(backend, device)
+    ops = get_backend(backend, device, precision=precision, deterministic=deterministic)
     text = load_corpus(corpus, max_chars=max_chars)
     vocab = text.vocab
     for prefix in config.prefixes:          # fail before training, not after it
@@ -153,7 +159,7 @@ def train(backend: str = "numpy", corpus: str | os.PathLike | None = None, *,
                for prefix in config.prefixes}
     return TrainResult(ops.name, ops.device, text.name, config, history, samples,
                        model.params_to_numpy(ops, params), list(vocab.idx_to_char),
-                       vocab.unk is not None, lines)
+                       vocab.unk is not None, ops.precision, ops.deterministic, lines)
 
 
 @dataclass
@@ -221,7 +227,8 @@ class Comparison:
 
 
 def compare(backends: Sequence[str] | None = None, corpus: str | os.PathLike | None = None, *,
-            device: str = "auto", max_chars: int = DEFAULT_MAX_CHARS, verbose: bool = True,
+            device: str = "auto", precision: str = "float32", deterministic: bool = False,
+            max_chars: int = DEFAULT_MAX_CHARS, verbose: bool = True,
             **settings) -> Comparison:
     """Train the same model, from the same seed and weights, on each of ``backends`` (default:
     every installed one), one after the other in this process; the arguments are
@@ -237,8 +244,9 @@ def compare(backends: Sequence[str] | None = None, corpus: str | os.PathLike | N
     results, skipped = {}, {}
     for name in names:
         try:
-            results[name] = _train_for_comparison(name, corpus, config, device=device,
-                                                  max_chars=max_chars)
+            results[name] = _train_for_comparison(
+                name, corpus, config, device=device, max_chars=max_chars,
+                numerics={"precision": precision, "deterministic": deterministic})
         except BackendUnavailable as error:
             skipped[name] = str(error)
             continue
@@ -250,7 +258,8 @@ def compare(backends: Sequence[str] | None = None, corpus: str | os.PathLike | N
 
 
 def _train_for_comparison(name: str, corpus, config: TrainConfig, *, device: str,
-                          max_chars: int, on_epoch: Callable | None = None) -> TrainResult:
+                          max_chars: int, numerics: dict | None = None,
+                          on_epoch: Callable | None = None) -> TrainResult:
     """One backend's run of a comparison (:func:`compare`, and each process of ``python -m
     rnn_core.compare``): NumPy, which has no GPU build, on the CPU; and where the backend has no
     RNN layer, the concise model's reference, the scratch model on the same weights."""
@@ -258,11 +267,13 @@ def _train_for_comparison(name: str, corpus, config: TrainConfig, *, device: str
     if settings["model"] == "concise" and not has(name, "layers"):
         settings["model"] = "scratch"               # the same weights and maths
     return train(name, corpus, device=device if has(name, "gpu") else "cpu",
-                 max_chars=max_chars, verbose=False, on_epoch=on_epoch, **settings)
+                 max_chars=max_chars, verbose=False, on_epoch=on_epoch, **(numerics or {}),
+                 **settings)
 
 
 def generate(source: TrainResult | str | os.PathLike, prefix: str, num_chars: int = 50, *,
-             backend: str | None = None, device: str = "auto", temperature: float = 0.0,
+             backend: str | None = None, device: str = "auto", precision: str = "float32",
+             temperature: float = 0.0,
              top_k: int | None = None, seed: int | None = None) -> str:
     """``prefix`` and ``num_chars`` characters generated by a trained model: a
     :class:`TrainResult` or the path of a checkpoint (``train(save=...)``, ``run --save``).
@@ -276,17 +287,20 @@ def generate(source: TrainResult | str | os.PathLike, prefix: str, num_chars: in
         if source.params is None:
             raise RNNCoreError("this result holds no weights (it came from another process): "
                                "train with save=PATH and generate from the checkpoint")
-        params, vocab, kind = source.params, source.vocab, source.config.model
+        params, vocab, saved_config = source.params, source.vocab, dataclasses.asdict(source.config)
         backend = backend or source.backend
     else:
         saved = checkpoint.load(source)
         params, vocab = saved.params, Vocab.from_list(saved.idx_to_char, unk=saved.unk)
-        kind = saved.config.get("model", "scratch")
-        backend = backend or "numpy"
-    ops = get_backend(backend, device)
+        saved_config = saved.config
+        backend = backend or REFERENCE
+    ops = get_backend(backend, device, precision=precision)
+    kind = saved_config.get("model", "scratch")
     if kind == "concise" and not has(ops.name, "layers"):
         kind = "scratch"                        # the same weights and maths
-    forward = make_forward(ops, vocab.vocab_size,
-                           TrainConfig(num_hiddens=params.W_hh.shape[0], model=kind))
+    config = TrainConfig(num_hiddens=model.num_hiddens(params), model=kind,
+                         **{k: v for k, v in saved_config.items()
+                            if k in ("cell", "variant", "num_layers")})
+    forward = make_forward(ops, vocab.vocab_size, config)
     return predict_rnn(ops, prefix, num_chars, model.params_to_backend(ops, params), vocab,
                        temperature=temperature, top_k=top_k, seed=seed, forward=forward)

@@ -68,7 +68,7 @@ def child(spec: dict) -> dict:
     config = api.make_config(**spec["settings"])
     result = api._train_for_comparison(spec["backend"], spec["corpus"], config,
                                        device=spec["device"], max_chars=spec["max_chars"],
-                                       on_epoch=report)
+                                       numerics=spec["numerics"], on_epoch=report)
     return result.to_dict()
 
 
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
         board.start(name, k, len(names))
         spec = {"backend": name, "device": args.device, "corpus": args.corpus,
                 "max_chars": DEFAULT_MAX_CHARS if args.max_chars is None else args.max_chars,
-                "settings": given}
+                "numerics": cli.numerics_options(args), "settings": given}
         outcome = cli.run_child("rnn_core.compare", spec, timeout=3600, on_progress=board.epoch)
         if "error" in outcome:
             skipped[name] = outcome["error"]
@@ -133,7 +133,8 @@ def main(argv=None) -> int:
     comparison = api.Comparison(results, skipped)
     print(f"{config.model} model, {config.optimizer} lr {config.lr:g}, clip {config.clipping_theta:g}, "
           f"{config.sampling} sampling, hidden {config.num_hiddens}, {config.num_epochs} epochs, "
-          f"seed {config.seed}, corpus {args.corpus or 'lyrics_zh'}")
+          f"seed {config.seed}, corpus {args.corpus or 'lyrics_zh'}"
+          + cli.describe_numerics(next(iter(results.values()))))
     print("\nperplexity by epoch\n" + comparison.table(every=args.pred_period))
     print("\n" + comparison.summary())
     print("\ngenerated text (greedy)\n" + comparison.samples_text())

@@ -16,7 +16,7 @@ def perplexity_figure(curves: dict, title: str = ""):
         from matplotlib.figure import Figure
         from matplotlib.ticker import MaxNLocator
     except ImportError as error:
-        raise RNNCoreError("plots need matplotlib: pip install -e '.[plot]' (with -c constraints/<profile>.txt)"
+        raise RNNCoreError("plots need matplotlib: pip install -e '.[plot]'"
                            ) from error
     figure = Figure(figsize=(6.4, 4.0), dpi=120)
     axes = figure.subplots()

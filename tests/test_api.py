@@ -118,7 +118,7 @@ def test_compare_concise_has_the_scratch_reference_on_the_same_settings(backend_
 
 
 def test_compare_skips_a_backend_that_is_not_installed(backend_name, monkeypatch, capsys):
-    def unavailable(name, device="auto"):
+    def unavailable(name, device="auto", **numerics):
         raise BackendUnavailable(f"backend {name!r} needs a framework that is not installed")
     monkeypatch.setattr(api, "get_backend", unavailable)
     comparison = api.compare([backend_name])

@@ -73,7 +73,7 @@ def test_compare_concise_has_the_scratch_reference(tmp_path):
 
 def test_run_child_passes_progress_on_as_it_comes():
     spec = {"backend": REFERENCE, "device": "cpu", "corpus": None, "max_chars": 2000,
-            "settings": {"num_epochs": 2, "num_hiddens": 8, "pred_len": 2}}
+            "numerics": {}, "settings": {"num_epochs": 2, "num_hiddens": 8, "pred_len": 2}}
     records = []
     outcome = cli.run_child("rnn_core.compare", spec, timeout=600, on_progress=records.append)
     assert [(r["epoch"], r["num_epochs"]) for r in records] == [(1, 2), (2, 2)]

@@ -120,7 +120,8 @@ def protocol() -> list:
     out = []
     for node in ops_class.body:
         if isinstance(node, ast.FunctionDef):
-            section = max((h for h in headings if h[0] < node.lineno), default=(0, "ops"))[1]
+            section = max((h for h in headings if h[0] < node.lineno),
+                          default=(0, "the backend"))[1]
             out.append((section, node.name, first_sentence(ast.get_docstring(node))))
     return out
 
