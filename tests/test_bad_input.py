@@ -50,7 +50,7 @@ BAD_FILES = {
     (["--lr", "0"], "--lr: must be a positive number, got '0'"),
     (["--lr", "-0.1"], "--lr: must be a positive number, got '-0.1'"),
     (["--clip", "nan"], "--clip: must be a positive number, got 'nan'"),
-    (["--backend", "caffe"], "unknown backend 'caffe': choose one of numpy, torch, tf, mxnet"),
+    (["--backend", "caffe"], "unknown backend 'caffe': choose one of numpy, torch, tf, mxnet, jax"),
     (["--backend", "numpy", "--device", "gpu"], "the numpy backend runs on the CPU only"),
     (["--backend", "numpy", "--model", "concise"], "NumPy has no RNN layer"),
     (["--backend", "numpy", "--grad", "autograd"], "the numpy backend has no autograd"),

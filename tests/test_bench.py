@@ -116,7 +116,7 @@ def test_the_bound_is_never_below_a_measured_row():
 @pytest.mark.parametrize("args,message", [
     (["--repeats", "0"], "--repeats: must be a positive integer, got '0'"),
     (["--epochs", "x"], "--epochs: must be an integer, got 'x'"),
-    (["--backends", "caffe"], "unknown backend 'caffe': choose one of numpy, torch, tf, mxnet"),
+    (["--backends", "caffe"], "unknown backend 'caffe': choose one of numpy, torch, tf, mxnet, jax"),
 ])
 def test_bench_refuses_a_bad_option_clearly(args, message):
     result = subprocess.run([sys.executable, "-m", "rnn_core.bench", *args], capture_output=True,

@@ -55,7 +55,7 @@ def test_identity_tool_prints_a_tiny_difference(backend_name):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--backend", "caffe"], "unknown backend 'caffe': choose one of numpy, torch, tf, mxnet"),
+    (["--backend", "caffe"], "unknown backend 'caffe': choose one of numpy, torch, tf, mxnet, jax"),
     (["--epochs", "0"], "--epochs: must be a positive integer, got '0'"),
     (["--lr", "-1"], "--lr: must be a positive number, got '-1'"),
     (["--prefixes", "分开", "xyz"], "'xyz' has characters the vocabulary has never seen"),
