@@ -277,16 +277,18 @@ def generate(source: TrainResult | str | os.PathLike, prefix: str, num_chars: in
             raise RNNCoreError("this result holds no weights (it came from another process): "
                                "train with save=PATH and generate from the checkpoint")
         params, vocab, kind = source.params, source.vocab, source.config.model
+        spec = dataclasses.asdict(source.config)
         backend = backend or source.backend
     else:
         saved = checkpoint.load(source)
         params, vocab = saved.params, Vocab.from_list(saved.idx_to_char, unk=saved.unk)
-        kind = saved.config.get("model", "scratch")
+        kind, spec = saved.config.get("model", "scratch"), saved.config
         backend = backend or "numpy"
     ops = get_backend(backend, device)
     if kind == "concise" and not has(ops.name, "layers"):
         kind = "scratch"                        # the same weights and maths
-    forward = make_forward(ops, vocab.vocab_size,
-                           TrainConfig(num_hiddens=params.W_hh.shape[0], model=kind))
+    forward = make_forward(ops, vocab.vocab_size, TrainConfig(
+        num_hiddens=model.num_hiddens(params), model=kind,
+        **{k: spec[k] for k in ("cell", "variant", "num_layers") if k in spec}))
     return predict_rnn(ops, prefix, num_chars, model.params_to_backend(ops, params), vocab,
                        temperature=temperature, top_k=top_k, seed=seed, forward=forward)
