@@ -1,6 +1,6 @@
 """The JAX backend: each op is one call of ``jax.numpy``, ``jax.lax`` or ``jax.nn``; autograd is
 ``jax.value_and_grad``; :meth:`JaxOps.compile` is ``jax.jit``; the concise model is Flax's
-``SimpleCell`` run over time by ``nn.RNN``, and ``nn.Dense``.
+``SimpleCell``, ``GRUCell`` or ``LSTMCell`` run over time by ``nn.RNN``, and ``nn.Dense``.
 
 Matrix products ask for ``Precision.HIGHEST``: IEEE float32 on every device, where JAX's default
 on a recent NVIDIA GPU is TensorFloat-32 (10 bits of mantissa); ``precision='tf32'`` asks for the
@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rnn_core.cells import get_cell
+from rnn_core.concise import no_layer
 from rnn_core.errors import DeviceUnavailable
 
 HIGHEST = jax.lax.Precision.HIGHEST
@@ -116,6 +118,9 @@ class JaxOps:
     def tanh(self, x, /):
         return jnp.tanh(x)
 
+    def sigmoid(self, x, /):
+        return jax.nn.sigmoid(x)
+
     def exp(self, x, /):
         return jnp.exp(x)
 
@@ -147,8 +152,11 @@ class JaxOps:
         (loss, aux), grads = jax.value_and_grad(f, has_aux=True)(list(params))
         return (loss, aux), list(grads)
 
-    def rnn_layer(self, input_size, num_hiddens, vocab_size):
-        return FlaxRNNLayer(input_size, num_hiddens, vocab_size, self._flax_precision)
+    def recurrent_layer(self, cell, variant, num_layers, input_size, num_hiddens, vocab_size):
+        if (cell, variant) not in FLAX_LAYERS:
+            raise NotImplementedError(no_layer("Flax", cell, variant, FLAX_LAYERS))
+        return FlaxRecurrentLayer(cell, variant, num_layers, num_hiddens, vocab_size,
+                                  self._flax_precision)
 
     def graph(self, fn):
         return fn             # compile() makes the whole step one XLA program
@@ -160,33 +168,62 @@ class JaxOps:
         return jax.jit(fn)
 
 
-class FlaxRNNLayer:
-    """Flax's ``nn.RNN(nn.SimpleCell)`` + ``nn.Dense``, called with ``Module.apply`` and the weights
-    as its ``params``. ``SimpleCell`` is ``tanh(i(x) + h(carry))`` with two ``Dense`` sub-layers,
-    of which only the input one, ``i``, has a bias; Flax kernels are ``(in, out)``, as ours."""
-    layout = (("cell/i/kernel", "W_xh", False), ("cell/h/kernel", "W_hh", False),
-              ("cell/i/bias", "b_h", False),
-              ("dense/kernel", "W_hq", False), ("dense/bias", "b_q", False))
+# (cell, variant) -> Flax's cell, and how it stores one layer's weights (rnn_core/ops.py,
+# RecurrentLayer): one Dense sub-layer per gate (GRU ir, iz, in and hr, hz, hn; LSTM ii, if, ig, io
+# and hi, hf, hg, ho), kernels (inputs, hidden) as ours; where input and recurrent parts are summed
+# only one has a bias. GRUCell computes the reset-after GRU only.
+FLAX_LAYERS = {
+    ("rnn", "book"): ("SimpleCell", (("l{l}/i/kernel", ("W_xh",), False),
+                                     ("l{l}/i/bias", ("b_h",), False),
+                                     ("l{l}/h/kernel", ("W_hh",), False))),
+    ("gru", "reset_after"): ("GRUCell", (
+        ("l{l}/ir/kernel", ("W_xr",), False), ("l{l}/ir/bias", ("b_r",), False),
+        ("l{l}/iz/kernel", ("W_xz",), False), ("l{l}/iz/bias", ("b_z",), False),
+        ("l{l}/in/kernel", ("W_xh",), False), ("l{l}/in/bias", ("b_h",), False),
+        ("l{l}/hr/kernel", ("W_hr",), False), ("l{l}/hz/kernel", ("W_hz",), False),
+        ("l{l}/hn/kernel", ("W_hh",), False), ("l{l}/hn/bias", ("b_hh",), False))),
+    ("lstm", "book"): ("LSTMCell", (
+        ("l{l}/ii/kernel", ("W_xi",), False), ("l{l}/if/kernel", ("W_xf",), False),
+        ("l{l}/ig/kernel", ("W_xc",), False), ("l{l}/io/kernel", ("W_xo",), False),
+        ("l{l}/hi/kernel", ("W_hi",), False), ("l{l}/hi/bias", ("b_i",), False),
+        ("l{l}/hf/kernel", ("W_hf",), False), ("l{l}/hf/bias", ("b_f",), False),
+        ("l{l}/hg/kernel", ("W_hc",), False), ("l{l}/hg/bias", ("b_c",), False),
+        ("l{l}/ho/kernel", ("W_ho",), False), ("l{l}/ho/bias", ("b_o",), False))),
+}
 
-    def __init__(self, input_size, num_hiddens, vocab_size, precision="float32"):
+
+class FlaxRecurrentLayer:
+    """Flax's ``nn.RNN`` over ``SimpleCell``, ``GRUCell`` or ``LSTMCell`` (applied once per layer,
+    with that layer's weights) + ``nn.Dense``, called with ``Module.apply`` and the weights as its
+    ``params``. Flax's LSTM carry is ``(C, H)``, the reverse of ours."""
+    dense_layout = (("dense/kernel", ("W_hq",), False), ("dense/bias", ("b_q",), False))
+
+    def __init__(self, cell, variant, num_layers, num_hiddens, vocab_size, precision="float32"):
         from flax import linen as nn
-        self.precision = precision
-        self.rnn = nn.RNN(nn.SimpleCell(num_hiddens), time_major=True, return_carry=True)
+        kind, self.layout = FLAX_LAYERS[cell, variant]
+        self.precision, self.num_layers = precision, num_layers
+        self.rnn = nn.RNN(getattr(nn, kind)(num_hiddens), time_major=True, return_carry=True)
         self.dense = nn.Dense(vocab_size)
+        self.names = [name.format(l=l) for l in range(num_layers) for name, _, _ in self.layout]
+        self.names += [name for name, _, _ in self.dense_layout]
+        self.state_size = get_cell(cell, variant).state_size          # (H,) or (H, C)
         # One compiled program per input shape: eager, Flax's scan would be traced and compiled
         # again on every call (generation calls the layer once per character).
         self._apply = jax.jit(self._layers)
 
-    def apply(self, weights, inputs, H):
-        return self._apply(list(weights), inputs, H)
+    def apply(self, weights, inputs, state):
+        return self._apply(list(weights), inputs, tuple(state))
 
-    def _layers(self, weights, inputs, H):
-        params = _nested([name for name, _, _ in self.layout], weights)
+    def _layers(self, weights, inputs, state):
+        params, k, Hs, last = _nested(self.names, weights), self.state_size, inputs, []
         with jax.default_matmul_precision(self.precision):
-            H_T, Hs = self.rnn.apply({"params": {"cell": params["cell"]}}, inputs,
-                                     initial_carry=H)                 # Hs (num_steps, batch, hidden)
+            for l in range(self.num_layers):
+                carry = state[l * k] if k == 1 else tuple(reversed(state[l * k:(l + 1) * k]))
+                carry, Hs = self.rnn.apply({"params": {"cell": params[f"l{l}"]}}, Hs,
+                                           initial_carry=carry)     # Hs (num_steps, batch, hidden)
+                last.extend((carry,) if k == 1 else reversed(carry))
             O = self.dense.apply({"params": params["dense"]}, jnp.reshape(Hs, (-1, Hs.shape[-1])))
-        return O, H_T                            # (num_steps * batch, vocab), (batch, hidden)
+        return O, tuple(last)                    # (num_steps * batch, vocab), the state
 
 
 def _nested(names, weights):

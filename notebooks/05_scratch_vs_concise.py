@@ -50,16 +50,16 @@ for model_name, optimizer in (("scratch", "sgd"), ("concise", "sgd"), ("concise"
 #
 # The canonical weights are `W_xh (vocab, hidden)`, `W_hh`, `b_h`, `W_hq (hidden, vocab)` and
 # `b_q`. Each framework's layers store them under their own names, some transposed, and PyTorch
-# and Gluon split `b_h` into two biases that add up. A backend's `rnn_layer` declares that layout;
-# `concise.from_canonical` lays the weights out accordingly.
+# and Gluon split `b_h` into two biases that add up. A backend's `recurrent_layer` declares that
+# layout; `concise.from_canonical` lays the weights out accordingly.
 
 # %%
 from rnn_core import concise, model
 
 params = model.init_params(vocab_size=10, num_hiddens=4)
 for name in with_layers:
-    layer = rnn_core.get_backend(name).rnn_layer(10, 4, 10)
-    shapes = {key: value.shape for key, value in concise.from_canonical(layer.layout, params).items()}
+    layer = rnn_core.get_backend(name).recurrent_layer("rnn", "book", 1, 10, 4, 10)
+    shapes = {key: value.shape for key, value in concise.from_canonical(layer, params).items()}
     print(f"{name}:", ", ".join(f"{key} {shape}" for key, shape in shapes.items()))
 
 # %% [markdown]

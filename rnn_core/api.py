@@ -112,7 +112,8 @@ def make_config(**settings) -> TrainConfig:
     if settings.get("optimizer", "sgd") not in OPTIMIZERS:
         raise RNNCoreError(f"unknown optimizer {settings['optimizer']!r}: choose "
                            f"{' or '.join(OPTIMIZERS)}")
-    defaults = book_defaults(settings.get("model", "scratch"), settings.get("optimizer", "sgd"))
+    defaults = book_defaults(settings.get("model", "scratch"), settings.get("optimizer", "sgd"),
+                             settings.get("cell", "rnn"))
     config = TrainConfig(**{**defaults, **settings})
     config.prefixes = tuple(config.prefixes)
     return config

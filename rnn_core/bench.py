@@ -1,7 +1,8 @@
 """``python -m rnn_core.bench``: training throughput of every backend, model and path, against
 what this machine's matrix products allow.
 
-For each installed backend, model (scratch, concise) and path (the book's: one-hot inputs,
+For each installed backend, cell (``--cells``: rnn by default, gru, lstm), model (scratch,
+concise) and path (the book's: one-hot inputs,
 per-step output projection, the loss read back after every batch, nothing compiled; the fast
 one: row lookup, one output projection, the loss read once per epoch, the step compiled where the
 framework offers it), a fresh child process trains a few epochs and reports tokens per second,
@@ -10,9 +11,12 @@ matrix-product rate on a large square product, ``rate_large``, and on the recurr
 ``(batch, hidden)·(hidden, hidden)`` (shown; on a GPU it is bound by kernel launches). The bound
 is every FLOP at the dense rate (docs/benchmarks.md derives it):
 
-    FLOPs per trained token = 6·hidden² (recurrent: forward, and two products backward)
+    FLOPs per trained token = 6·gates·hidden² (recurrent: one product per gate forward, and
+                                               two backward; gates: rnn 1, gru 3, lstm 4)
                             + 6·hidden·vocab (output projection, likewise)
     tokens/s bound = rate_large / FLOPs per token
+
+(each layer above the first adds its input products, 6·gates·hidden² more).
 
 No program of this algorithm does its products faster than the device's dense rate, so no row can
 beat the bound; if one does, the large product undershot the device's rate, and the bound is
@@ -37,6 +41,7 @@ import numpy as np
 
 from rnn_core import cli
 from rnn_core.backend import BACKEND_NAMES
+from rnn_core.cells import CELLS, get_cell
 
 LARGE = 1024      # the large product: (1024, 1024)·(1024, 1024)
 
@@ -65,20 +70,24 @@ def matmul_rate(ops, m: int, k: int, seconds: float = 0.5, *, linear: bool = Fal
     return 2.0 * m * k * k * reps / (time.perf_counter() - start)
 
 
-def flops_per_token(num_hiddens: int, vocab_size: int):
-    """(recurrent, output) FLOPs per trained token of the fast path, forward and backward."""
-    return 6 * num_hiddens ** 2, 6 * num_hiddens * vocab_size
+def flops_per_token(num_hiddens: int, vocab_size: int, cell: str = "rnn", num_layers: int = 1):
+    """(recurrent, output) FLOPs per trained token of the fast path, forward and backward: each
+    gate's ``H·W_h?`` (and, above the first layer, ``X·W_x?``) is one product forward and two
+    backward (``dH``, ``dW``); the first layer's inputs are looked up, no product."""
+    gates = len(get_cell(cell).gates)
+    return (6 * gates * num_hiddens ** 2 * (2 * num_layers - 1),
+            6 * num_hiddens * vocab_size)
 
 
-def bound_tokens_per_second(num_hiddens, vocab_size, rate_large) -> float:
+def bound_tokens_per_second(num_hiddens, vocab_size, rate_large, cell="rnn") -> float:
     """Tokens per second if every FLOP ran at the dense matrix-product rate."""
-    return rate_large / sum(flops_per_token(num_hiddens, vocab_size))
+    return rate_large / sum(flops_per_token(num_hiddens, vocab_size, cell))
 
 
-def honest_bound(num_hiddens, vocab_size, rate_large, rows) -> tuple:
+def honest_bound(num_hiddens, vocab_size, rate_large, rows, cell="rnn") -> tuple:
     """``(bound, source)``: the dense-rate bound, or the fastest of ``rows`` where it is faster
     (a bound below a measured program would be no bound)."""
-    bound = bound_tokens_per_second(num_hiddens, vocab_size, rate_large)
+    bound = bound_tokens_per_second(num_hiddens, vocab_size, rate_large, cell)
     fastest = max((r["tokens_per_s"] for r in rows), default=0.0)
     return (bound, "matmul") if bound >= fastest else (fastest, "fastest row")
 
@@ -87,7 +96,8 @@ def child(spec: dict) -> dict:
     """Run in a fresh process: measure one backend, model and path."""
     from rnn_core import get_backend
     from rnn_core.data import load_corpus
-    from rnn_core.train import (TrainConfig, init_optimizer_state, make_train_step, train_epoch)
+    from rnn_core.train import (TrainConfig, book_defaults, init_optimizer_state,
+                                make_train_step, model_spec, train_epoch)
     from rnn_core import model
     import random
 
@@ -98,8 +108,10 @@ def child(spec: dict) -> dict:
     config = TrainConfig(num_hiddens=spec["hidden"], num_steps=spec["num_steps"],
                          batch_size=spec["batch_size"], sampling="random",
                          model=spec["model"], book_path=spec["path"] == "book",
-                         optimizer="sgd", lr=1e2, clipping_theta=1e-2, pred_period=0)
-    params = model.get_params(ops, V, config.num_hiddens, 0)
+                         optimizer="sgd", lr=1e2, clipping_theta=1e-2, pred_period=0,
+                         cell=spec["cell"],
+                         variant=book_defaults(spec["model"], "sgd", spec["cell"])["variant"])
+    params = model.get_params(ops, V, config.num_hiddens, 0, **model_spec(config))
     opt_state = init_optimizer_state(ops, config, params)
     step = make_train_step(ops, V, config)
     rng = random.Random(0)
@@ -114,7 +126,8 @@ def child(spec: dict) -> dict:
                           matmul_rate(ops, LARGE, LARGE, linear=True)),
              "recurrent": matmul_rate(ops, config.batch_size, config.num_hiddens)}
     return {"backend": ops.name, "version": ops.version, "device": ops.device,
-            "precision": ops.precision, "deterministic": ops.deterministic, "model": spec["model"], "path": spec["path"], "vocab_size": V,
+            "precision": ops.precision, "deterministic": ops.deterministic,
+            "model": spec["model"], "path": spec["path"], "cell": spec["cell"], "vocab_size": V,
             "tokens_per_s": tokens / sum(seconds), "s_per_epoch": float(np.median(seconds)),
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "matmul_flops": rates}
@@ -147,31 +160,37 @@ def machine() -> str:
 
 
 def summarise(results: list, hidden: int) -> dict:
-    """The machine's rates (best over frameworks), the bound, and each row's ratios."""
+    """The machine's rates (best over frameworks), each cell's bound, and each row's ratios. The
+    top-level bound and FLOPs are the first row's cell's; ``cells`` has every cell's."""
     good = [r for r in results if "error" not in r]
     rates = {kind: max(r["matmul_flops"][kind] for r in good) for kind in ("large", "recurrent")}
     vocab = good[0]["vocab_size"]
-    bound, source = honest_bound(hidden, vocab, rates["large"], good)
     own_rates = {backend: {kind: max(r["matmul_flops"][kind] for r in good
                                      if r["backend"] == backend) for kind in rates}
                  for backend in {r["backend"] for r in good}}     # each framework's best
-    own_bounds = {backend: honest_bound(hidden, vocab, own["large"],
-                                        [r for r in good if r["backend"] == backend])[0]
-                  for backend, own in own_rates.items()}
-    for r in good:
-        r["share_of_bound"] = r["tokens_per_s"] / bound
-        r["share_of_own_bound"] = r["tokens_per_s"] / own_bounds[r["backend"]]
-        book = next((b for b in good if (b["backend"], b["model"], b["path"]) ==
-                     (r["backend"], r["model"], "book")), None)
-        r["speedup_over_book"] = r["tokens_per_s"] / book["tokens_per_s"] if book else None
+    cells = {}
+    for cell in dict.fromkeys(r.get("cell", "rnn") for r in good):
+        rows = [r for r in good if r.get("cell", "rnn") == cell]
+        bound, source = honest_bound(hidden, vocab, rates["large"], rows, cell)
+        own_bounds = {backend: honest_bound(hidden, vocab, own["large"],
+                                            [r for r in rows if r["backend"] == backend], cell)[0]
+                      for backend, own in own_rates.items()}
+        cells[cell] = {"flops_per_token": sum(flops_per_token(hidden, vocab, cell)),
+                       "bound_tokens_per_s": bound, "bound_source": source,
+                       "own_bound_tokens_per_s": own_bounds}
+        for r in rows:
+            r["share_of_bound"] = r["tokens_per_s"] / bound
+            r["share_of_own_bound"] = r["tokens_per_s"] / own_bounds[r["backend"]]
+            book = next((b for b in rows if (b["backend"], b["model"], b["path"]) ==
+                         (r["backend"], r["model"], "book")), None)
+            r["speedup_over_book"] = r["tokens_per_s"] / book["tokens_per_s"] if book else None
+    first = cells[good[0].get("cell", "rnn")]
     return {"machine": machine(), "devices": sorted({r["device"] for r in good}),
             "precision": good[0].get("precision", "float32"),
             "deterministic": good[0].get("deterministic", False),
             "matmul_flops": rates, "own_matmul_flops": own_rates, "vocab_size": vocab,
             "repeats": max(len(r.get("runs_tokens_per_s", [1])) for r in results),
-            "flops_per_token": sum(flops_per_token(hidden, vocab)),
-            "bound_tokens_per_s": bound, "bound_source": source,
-            "own_bound_tokens_per_s": own_bounds, "results": results}
+            **first, "cells": cells, "results": results}
 
 
 def table(summary: dict) -> str:
@@ -180,24 +199,30 @@ def table(summary: dict) -> str:
         ", deterministic" if summary["deterministic"] else "")
     how = (f"every FLOP at the {LARGE}³ rate" if summary["bound_source"] == "matmul" else
            f"the fastest row, above every FLOP at the {LARGE}³ rate")
+    per_cell = "; ".join(f"{cell}: {c['flops_per_token'] / 1e6:.2f} MFLOP per trained token, "
+                         f"bound {c['bound_tokens_per_s']:,.0f} tokens/s"
+                         for cell, c in summary.get("cells", {}).items()) or (
+        f"{summary['flops_per_token'] / 1e6:.2f} MFLOP per trained token; "
+        f"bound {summary['bound_tokens_per_s']:,.0f} tokens/s")
     lines = [f"machine: {summary['machine']}; devices {', '.join(summary['devices'])}; "
              f"{numerics}",
              f"matmul: {rates['large'] / 1e9:.1f} GFLOP/s at {LARGE}³, "
              f"{rates['recurrent'] / 1e9:.1f} GFLOP/s at the recurrent shape; "
-             f"{summary['flops_per_token'] / 1e6:.2f} MFLOP per trained token; "
-             f"bound {summary['bound_tokens_per_s']:,.0f} tokens/s ({how}); each row the "
-             f"median of {summary['repeats']} run(s)",
+             f"{per_cell} ({how}); each row the median of {summary['repeats']} run(s)",
              "",
-             "| backend | model | path | tokens/s | s/epoch | peak MiB | fast/book | of bound "
-             "| of own bound |",
-             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| backend | model | path | cell | tokens/s | s/epoch | peak MiB | fast/book "
+             "| of bound | of own bound |",
+             "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in summary["results"]:
+        cell = r.get("cell", "rnn")
         if "error" in r:
-            lines.append(f"| {r['backend']} | {r['model']} | {r['path']} | {r['error']} ||||||")
+            lines.append(f"| {r['backend']} | {r['model']} | {r['path']} | {cell} | "
+                         f"{r['error']} ||||||")
             continue
         speedup = f"{r['speedup_over_book']:.1f}×" if r["path"] == "fast" and r[
             "speedup_over_book"] else ""
-        lines.append(f"| {r['backend']} | {r['model']} | {r['path']} | {r['tokens_per_s']:,.0f} | "
+        lines.append(f"| {r['backend']} | {r['model']} | {r['path']} | {cell} | "
+                     f"{r['tokens_per_s']:,.0f} | "
                      f"{r['s_per_epoch']:.3f} | {r['peak_rss_mib']:.0f} | {speedup} | "
                      f"{100 * r['share_of_bound']:.0f}% | {100 * r['share_of_own_bound']:.0f}% |")
     return "\n".join(lines)
@@ -210,6 +235,8 @@ def main(argv=None) -> int:
     p.add_argument("--models", nargs="+", choices=("scratch", "concise"),
                    default=["scratch", "concise"])
     p.add_argument("--paths", nargs="+", choices=("book", "fast"), default=["book", "fast"])
+    p.add_argument("--cells", nargs="+", choices=tuple(CELLS), default=["rnn"],
+                   help="the cells to measure (default rnn), each with its own bound")
     p.add_argument("--corpus", default="jaychou")
     p.add_argument("--hidden", type=cli.positive_int, default=256)
     p.add_argument("--batch-size", type=cli.positive_int, default=32)
@@ -230,10 +257,11 @@ def main(argv=None) -> int:
         print(json.dumps(child(json.loads(args.child))), flush=True)
         return 0
     from rnn_core.backend import canonical_name
-    specs = [dict(backend=backend, model=model_kind, path=path, corpus=args.corpus,
+    specs = [dict(backend=backend, model=model_kind, path=path, cell=cell, corpus=args.corpus,
                   hidden=args.hidden, batch_size=args.batch_size, num_steps=args.num_steps,
                   epochs=args.epochs, warmup=args.warmup, device=args.device,
                   **cli.numerics_options(args))
+             for cell in args.cells
              for backend in [canonical_name(b) for b in args.backends]
              for model_kind in args.models if not (backend == "numpy" and model_kind == "concise")
              for path in args.paths]                            # NumPy has no RNN layer
@@ -242,7 +270,8 @@ def main(argv=None) -> int:
         for spec, spec_runs in zip(specs, runs):              # fall on every row alike
             r = cli.run_child("rnn_core.bench", spec, args.timeout)
             spec_runs.append(r)
-            print(f"  {spec['backend']} {spec['model']} {spec['path']} ({repeat + 1}/"
+            print(f"  {spec['backend']} {spec['model']} {spec['path']} {spec['cell']} "
+                  f"({repeat + 1}/"
                   f"{args.repeats}): " + (r["error"] if "error" in r else
                                           f"{r['tokens_per_s']:,.0f} tokens/s"),
                   file=sys.stderr, flush=True)

@@ -16,6 +16,7 @@ import sys
 
 from rnn_core import checkpoint, cli
 from rnn_core.backend import BACKEND_NAMES, DEVICES, get_backend
+from rnn_core.cells import CELLS
 from rnn_core.data import DEFAULT_MAX_CHARS, NAMED_CORPORA, load_corpus
 from rnn_core.train import (TrainConfig, book_defaults, make_forward, resolve_grad,
                              train_and_predict_rnn)
@@ -23,7 +24,8 @@ from rnn_core.train import (TrainConfig, book_defaults, make_forward, resolve_gr
 # Options that define the model and its training: from the book (or the checkpoint) unless given.
 HYPERPARAMETERS = {"hidden": "num_hiddens", "num_steps": "num_steps", "batch_size": "batch_size",
                    "lr": "lr", "clip": "clipping_theta", "sampling": "sampling", "seed": "seed",
-                   "grad": "grad", "model": "model", "optimizer": "optimizer", "init": "init"}
+                   "grad": "grad", "model": "model", "optimizer": "optimizer", "init": "init",
+                   "cell": "cell", "variant": "variant", "layers": "num_layers"}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -43,6 +45,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model", choices=("scratch", "concise"), default=None,
                    help="scratch: the chapter's RNN (default); concise: the framework's RNN layer")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default=None, help="default sgd")
+    p.add_argument("--cell", choices=tuple(CELLS), default=None,
+                   help="rnn (default), gru or lstm; each with its book settings (160 epochs, "
+                        "consecutive sampling for the gru and lstm)")
+    p.add_argument("--variant", choices=sorted({v for c in CELLS.values() for v in c}),
+                   default=None, help="the gru's formula: book (default for scratch) or "
+                                      "reset_after (the frameworks' layers; default for concise)")
+    p.add_argument("--layers", type=cli.positive_int, default=None,
+                   help="recurrent layers stacked (default 1)")
     p.add_argument("--init", choices=("normal", "uniform"), default=None,
                    help="normal: N(0, 0.01²) weights, zero biases (the scratch chapter); uniform: "
                         "PyTorch's default U(±1/√hidden) (default for --model concise "
@@ -50,7 +60,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sampling", choices=("random", "consecutive"), default=None,
                    help="default: random for scratch, consecutive for concise (as in the book)")
     p.add_argument("--epochs", type=cli.positive_int, default=None,
-                   help="train until this epoch (default 250)")
+                   help="train until this epoch (default 250; 160 for the gru and lstm)")
     p.add_argument("--num-steps", type=cli.positive_int, default=None, help="default 35")
     p.add_argument("--batch-size", type=cli.positive_int, default=None, help="default 32")
     p.add_argument("--hidden", type=cli.positive_int, default=None, help="default 256")
@@ -58,7 +68,8 @@ def parser() -> argparse.ArgumentParser:
                    help="learning rate (default: 100 with sgd, 0.001 with adam, as in the book)")
     p.add_argument("--clip", type=cli.positive_float, default=None,
                    help="gradient clipping threshold θ, global L2 norm (default 0.01)")
-    p.add_argument("--pred-period", type=cli.positive_int, default=None, help="default 50")
+    p.add_argument("--pred-period", type=cli.positive_int, default=None,
+                   help="default 50; 40 for the gru and lstm")
     p.add_argument("--pred-len", type=cli.positive_int, default=None, help="default 50")
     p.add_argument("--prefixes", nargs="+", default=None, help="default: 分开 不分开")
     p.add_argument("--seed", type=int, default=None,
@@ -85,7 +96,7 @@ def book_config(args) -> TrainConfig:
     """The book's settings, with the options the user gave."""
     given = {field: getattr(args, option) for option, field in HYPERPARAMETERS.items()
              if getattr(args, option) is not None}
-    defaults = book_defaults(args.model or "scratch", args.optimizer or "sgd")
+    defaults = book_defaults(args.model or "scratch", args.optimizer or "sgd", args.cell or "rnn")
     return TrainConfig(**{**defaults, **given})
 
 
@@ -141,7 +152,9 @@ def main(argv=None) -> int:
     header = (f"backend {ops.name} {ops.version} on {ops.device}{cli.describe_numerics(ops)}; "
               f"corpus {corpus.name}: "
               f"{len(corpus.chars)} characters, vocab_size {corpus.vocab.vocab_size}; "
-              f"{config.model} model, {config.init} init, {config.sampling} sampling, "
+              f"{config.model} model, {config.cell} ({config.variant}), {config.num_layers} "
+              f"layer{'s' if config.num_layers > 1 else ''}, {config.init} init, "
+              f"{config.sampling} sampling, "
               f"{config.optimizer} lr {config.lr:g}, grad {config.grad}"
               + (f"; resuming after epoch {saved.epoch}" if saved else ""))
     progress = cli.Progress() if not args.quiet else None

@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from rnn_core import bptt, model, sampling
+from rnn_core.cells import BOOK_SETTINGS
 from rnn_core.concise import ConciseRNN
 from rnn_core.data import Corpus
 from rnn_core.errors import RNNCoreError, TrainingDiverged
@@ -59,14 +60,22 @@ def model_spec(config: TrainConfig) -> dict:
     return {"cell": config.cell, "variant": config.variant, "num_layers": config.num_layers}
 
 
-def book_defaults(model: str = "scratch", optimizer: str = "sgd") -> dict:
-    """The settings of the book's run for this model and optimiser: the scratch chapter (SGD,
-    lr 100, random sampling), the Gluon concise run (SGD, lr 100, consecutive) or the PyTorch
-    concise run (Adam, lr 0.001, consecutive, PyTorch's default initialisation)."""
+def book_defaults(model: str = "scratch", optimizer: str = "sgd", cell: str = "rnn") -> dict:
+    """The settings of the book's run for this model, optimiser and cell: the scratch chapter
+    (SGD, lr 100; random sampling for the RNN, consecutive for the GRU and LSTM), the Gluon
+    concise run (SGD, lr 100, consecutive) or the PyTorch concise run (Adam, lr 0.001 for the RNN
+    and 0.01 for the GRU and LSTM, consecutive, PyTorch's default initialisation); 250 epochs
+    printed every 50 for the RNN, 160 every 40 for the GRU and LSTM; the concise GRU is the
+    frameworks' reset-after GRU. The cells' own settings are in rnn_core.cells.BOOK_SETTINGS."""
+    if cell not in BOOK_SETTINGS:
+        raise ValueError(f"unknown cell {cell!r}: choose {', '.join(BOOK_SETTINGS)}")
+    book = BOOK_SETTINGS[cell]
     return {"model": model, "optimizer": optimizer,
-            "lr": {"sgd": 1e2, "adam": 1e-3}[optimizer],
-            "sampling": "random" if model == "scratch" else "consecutive",
-            "init": "uniform" if (model, optimizer) == ("concise", "adam") else "normal"}
+            "lr": {"sgd": 1e2, "adam": book["adam_lr"]}[optimizer],
+            "sampling": book["scratch_sampling"] if model == "scratch" else "consecutive",
+            "init": "uniform" if (model, optimizer) == ("concise", "adam") else "normal",
+            "cell": cell, "variant": book["concise_variant"] if model == "concise" else "book",
+            "num_epochs": book["num_epochs"], "pred_period": book["pred_period"]}
 
 
 def grad_clipping(ops: Ops, grads: Sequence, theta: float) -> list:
@@ -103,6 +112,7 @@ def resolve_grad(ops: Ops, config: TrainConfig) -> str:
 def make_forward(ops: Ops, vocab_size: int, config: TrainConfig) -> Callable:
     """``forward(X, state, params) -> (O, state)`` of the configured model: the logits
     ``(num_steps * batch, vocab)`` of integer ``X (batch, num_steps)``."""
+    model.params_type(config.cell, config.variant, config.num_layers)   # a known model, or why not
     if config.model == "scratch":
         def forward(X, state, params):
             return model.forward(ops, X, state, params, vocab_size, onehot=config.book_path,

@@ -19,6 +19,23 @@ def test_bound_is_every_flop_at_the_dense_rate():
     assert bound == pytest.approx(3e11 / (recurrent + output))
 
 
+def test_each_cell_has_its_own_flop_count_and_bound():
+    """One product per gate and step forward, two backward (docs/benchmarks.md): the GRU has 3
+    gates, the LSTM 4; a layer above the first adds its input products."""
+    h, V = 256, 1027
+    assert bench.flops_per_token(h, V, "gru") == (18 * h ** 2, 6 * h * V)
+    assert bench.flops_per_token(h, V, "lstm") == (24 * h ** 2, 6 * h * V)
+    assert bench.flops_per_token(h, V, "lstm", num_layers=2) == (72 * h ** 2, 6 * h * V)
+    rows = [row("one", "fast", 3e4, 1e11, 1e10), {**row("one", "fast", 1e4, 1e11, 1e10),
+                                                  "cell": "gru"}]
+    summary = bench.summarise(rows, h)
+    gru = summary["cells"]["gru"]["bound_tokens_per_s"]
+    assert gru == pytest.approx(1e11 / (18 * h ** 2 + 6 * h * V))
+    assert summary["bound_tokens_per_s"] == summary["cells"]["rnn"]["bound_tokens_per_s"] > gru
+    assert rows[1]["share_of_bound"] == pytest.approx(1e4 / gru)
+    assert "| one | scratch | fast | gru | 10,000 |" in bench.table(summary)
+
+
 def test_a_row_is_the_median_of_its_runs():
     def run(tokens, peak, rate):
         return {"tokens_per_s": tokens, "peak_rss_mib": peak,

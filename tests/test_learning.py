@@ -36,7 +36,8 @@ CONCISE_BOUND_AT_EPOCH_100 = {"adam": 7.0, "sgd": 8.5}
 def test_jaychou_concise_perplexity_falls_below_the_full_runs_bound(layer_ops, optimizer):
     require_book_corpus("jaychou")
     corpus = load_corpus("jaychou")
-    config = TrainConfig(**book_defaults("concise", optimizer), num_epochs=100, pred_period=0)
+    config = TrainConfig(**{**book_defaults("concise", optimizer), "num_epochs": 100,
+                            "pred_period": 0})
     _, history = train_and_predict_rnn(layer_ops, corpus, config)
     perplexities = [epoch.perplexity for epoch in history]
     assert perplexities[-1] <= CONCISE_BOUND_AT_EPOCH_100[optimizer], perplexities[::10]

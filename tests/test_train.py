@@ -151,10 +151,22 @@ def test_a_prefix_with_unseen_characters_is_refused_with_them_listed(ops, corpus
         predict_rnn(ops, "", 5, params, corpus.vocab)
 
 
-def test_book_defaults_name_the_books_three_runs():
+def test_book_defaults_name_the_books_runs():
+    rnn = {"cell": "rnn", "variant": "book", "num_epochs": 250, "pred_period": 50}
     assert train.book_defaults() == {"model": "scratch", "optimizer": "sgd", "lr": 100.0,
-                                     "sampling": "random", "init": "normal"}
+                                     "sampling": "random", "init": "normal", **rnn}
     assert train.book_defaults("concise", "sgd")["sampling"] == "consecutive"
     assert train.book_defaults("concise", "adam") == {
         "model": "concise", "optimizer": "adam", "lr": 1e-3, "sampling": "consecutive",
-        "init": "uniform"}
+        "init": "uniform", **rnn}
+    # The GRU and LSTM sections: 160 epochs printed every 40, consecutive sampling; the PyTorch
+    # port's Adam at lr 0.01; the frameworks' GRU layers compute the reset-after formula.
+    for cell in ("gru", "lstm"):
+        scratch = train.book_defaults(cell=cell)
+        assert (scratch["num_epochs"], scratch["pred_period"], scratch["sampling"],
+                scratch["lr"], scratch["variant"]) == (160, 40, "consecutive", 100.0, "book")
+        assert train.book_defaults("concise", "adam", cell)["lr"] == 1e-2
+    assert train.book_defaults("concise", "sgd", "gru")["variant"] == "reset_after"
+    assert train.book_defaults("concise", "sgd", "lstm")["variant"] == "book"
+    with pytest.raises(ValueError, match="unknown cell 'cnn'"):
+        train.book_defaults(cell="cnn")

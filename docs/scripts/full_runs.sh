@@ -2,11 +2,13 @@
 # Makes the logs in docs/logs: the full runs of docs/results.md, one after another.
 #   RNN_CORE_DATA=../shared/data bash docs/scripts/full_runs.sh
 # The Jay Chou logs keep the prefixes but not the generated lyrics (see docs/results.md).
+# ONLY=REGEX makes only the logs whose names match it, for example ONLY='gru|lstm'.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 log() {   # log NAME ARGS...: run python -m rnn_core.run ARGS, write docs/logs/NAME.log
   local name=$1; shift
+  if [[ -n ${ONLY:-} && ! $name =~ $ONLY ]]; then return; fi
   { echo "\$ python -m rnn_core.run $*"; "$PY" -m rnn_core.run "$@" 2>/dev/null; } > "docs/logs/$name.tmp"
   if [[ $name == jaychou-* ]]; then
     sed -E -i 's/^ - (不分开|分开).*$/ - \1… (generated characters not kept: see docs\/results.md)/' "docs/logs/$name.tmp"
@@ -26,3 +28,9 @@ done
 log jaychou-concise-adam-normal-init-torch --backend torch --corpus jaychou --model concise --optimizer adam --init normal
 log timemachine-scratch-consecutive-torch --backend torch --corpus timemachine --sampling consecutive \
   --hidden 512 --lr 1 --clip 1 --epochs 500 --pred-period 100 --prefixes "time traveller" traveller
+# The GRU and the LSTM: the book's runs (160 epochs, consecutive sampling, SGD lr 100, θ 0.01).
+for cell in gru lstm; do
+  for backend in numpy torch tf mxnet jax; do
+    log "jaychou-$cell-scratch-$backend" --backend "$backend" --corpus jaychou --cell "$cell"
+  done
+done

@@ -12,7 +12,8 @@ perplexity over the whole corpus is printed too.
 
 Prints, for the logits, the largest and mean difference of each computation from each scratch
 formula: the scratch formulas themselves, then every framework's GRU layer that is installed
-(PyTorch ``nn.GRU``, Keras ``GRU`` with ``reset_after`` False and True, Gluon ``rnn.GRU``)."""
+(PyTorch ``nn.GRU``, Keras ``GRU`` with ``reset_after`` False and True, Gluon ``rnn.GRU``, Flax
+``GRUCell``)."""
 import argparse
 import math
 

@@ -40,7 +40,8 @@ class Backend:
     summary: str = ""                                  # the module docstring's first sentence
     methods: dict = field(default_factory=dict)        # name -> (FunctionDef, source lines)
     layer: ast.ClassDef | None = None
-    layer_note: list = field(default_factory=list)     # rnn_layer's body, where no class
+    layer_note: list = field(default_factory=list)     # recurrent_layer's body, where no class
+    layer_table: ast.Assign | None = None              # the module's table of layers and layouts
     lines: list = field(default_factory=list)
 
 
@@ -97,14 +98,17 @@ def read_backend(name: str) -> Backend:
     ops_class = classes[class_name]
     backend.methods = {node.name: node for node in ops_class.body
                        if isinstance(node, ast.FunctionDef)}
-    rnn_layer = backend.methods.get("rnn_layer")
-    returned = [node.value.func.id for node in ast.walk(rnn_layer) if rnn_layer is not None
-                and isinstance(node, ast.Return) and isinstance(node.value, ast.Call)
-                and isinstance(node.value.func, ast.Name)] if rnn_layer else []
+    recurrent_layer = backend.methods.get("recurrent_layer")
+    returned = [node.value.func.id for node in ast.walk(recurrent_layer)
+                if isinstance(node, ast.Return) and isinstance(node.value, ast.Call)
+                and isinstance(node.value.func, ast.Name)] if recurrent_layer else []
     if returned and returned[0] in classes:
         backend.layer = classes[returned[0]]
-    elif rnn_layer is not None:
-        backend.layer_note = body_lines(rnn_layer, backend.lines)
+    elif recurrent_layer is not None:
+        backend.layer_note = body_lines(recurrent_layer, backend.lines)
+    backend.layer_table = next((node for node in tree.body if isinstance(node, ast.Assign)
+                                and any(getattr(t, "id", "").endswith("_LAYERS")
+                                        for t in node.targets)), None)
     return backend
 
 
@@ -168,8 +172,7 @@ def layer_cell(backend: Backend, row: str) -> str:
         return f"`{layer.name}`: {prose(first_sentence(ast.get_docstring(layer)))}"
     members = {node.name: node for node in layer.body if isinstance(node, ast.FunctionDef)}
     if row == "layout":
-        node = next((n for n in layer.body if isinstance(n, ast.Assign)
-                     and any(getattr(t, "id", "") == "layout" for t in n.targets)), None)
+        node = backend.layer_table
         return cell(textwrap.dedent("\n".join(lines[node.lineno - 1:node.end_lineno])).splitlines()
                     ) if node else "**missing**"
     if row in members:
@@ -257,11 +260,16 @@ def page() -> tuple:
                      if c == "**missing**"]
         out.append(f"| `{op}` | {prose(what)} | " + " | ".join(cells) + " |")
     out += ["", "## The concise model's layers", "",
-            "`rnn_layer` returns the framework's RNN layer and dense layer as one object: "
-            "`layout` says how the canonical weights map to the framework's, and `apply` calls "
-            "the layers with the weights it is given (see `RNNLayer` in `rnn_core/ops.py`).", "",
+            "`recurrent_layer` returns the framework's recurrent layers (RNN, GRU or LSTM, stacked) "
+            "and dense layer as one object. The backend's table gives, for each cell and variant, "
+            "the framework's layer and the `layout` of one layer's weights: how the canonical "
+            "weights map to the framework's (gate order, transposes, bias splits); `apply` calls "
+            "the layers with the weights it is given (see `RecurrentLayer` in "
+            "`rnn_core/ops.py`).", "",
             header.replace("| op | what it does |", "| part | what it is |"), rule]
-    what = {"class": "the class", "layout": "(framework name, canonical field, transposed)",
+    what = {"class": "the class",
+            "layout": "the table: (cell, variant) -> the layer, (framework name, canonical parts, "
+                      "transposed) of one layer's weights",
             "__init__": "building the layers", "apply": "the forward pass with given weights",
             "helpers": "other methods of the class"}
     for row in ("class",) + LAYER_ROWS + ("helpers",):

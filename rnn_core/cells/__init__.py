@@ -13,6 +13,8 @@ from rnn_core.cells.cell import Cell
 
 # name -> {variant: Cell}, the book's variant first
 CELLS = {"rnn": rnn.VARIANTS, "gru": gru.VARIANTS, "lstm": lstm.VARIANTS}
+# name -> the settings of the book's runs of that cell (rnn_core.train.book_defaults)
+BOOK_SETTINGS = {"rnn": rnn.BOOK, "gru": gru.BOOK, "lstm": lstm.BOOK}
 
 
 def get_cell(name: str = "rnn", variant: str | None = None) -> Cell:

@@ -153,6 +153,11 @@ def gru_reset_after(ops: Ops, inputs: list, state: tuple, params: GRUResetAfterP
     return outputs, (H,)
 
 
+# The book's runs (d2l-zh v1 §6.7): 160 epochs printed every 40, consecutive sampling, SGD lr 100
+# (the PyTorch port's concise run: Adam, lr 0.01); the frameworks' GRU layers are reset-after.
+BOOK = {"num_epochs": 160, "pred_period": 40, "scratch_sampling": "consecutive", "adam_lr": 1e-2,
+        "concise_variant": "reset_after"}
+
 GATES = (("W_xz", "b_z"), ("W_xr", "b_r"), ("W_xh", "b_h"))
 VARIANTS = {
     "book": Cell("gru", "book", GRUParams, GATES, state_size=1, init_state=init_gru_state,

@@ -97,6 +97,10 @@ def lstm(ops: Ops, inputs: list, state: tuple, params: LSTMParams):
     return outputs, (H, C)
 
 
+# The book's runs (d2l-zh v1 §6.8): as the GRU's.
+BOOK = {"num_epochs": 160, "pred_period": 40, "scratch_sampling": "consecutive", "adam_lr": 1e-2,
+        "concise_variant": "book"}
+
 VARIANTS = {
     "book": Cell("lstm", "book", LSTMParams,
                  gates=(("W_xi", "b_i"), ("W_xf", "b_f"), ("W_xo", "b_o"), ("W_xc", "b_c")),

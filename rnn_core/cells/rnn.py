@@ -67,6 +67,11 @@ def rnn(ops: Ops, inputs: list, state: tuple, params: RNNParams):
     return outputs, (H,)
 
 
+# The book's runs of this cell (d2l-zh v1 §6.4, §6.5): epochs, how often it prints, the scratch
+# run's sampling, the PyTorch port's Adam learning rate, the concise layer's formula.
+BOOK = {"num_epochs": 250, "pred_period": 50, "scratch_sampling": "random", "adam_lr": 1e-3,
+        "concise_variant": "book"}
+
 VARIANTS = {"book": Cell("rnn", "book", RNNParams, gates=(("W_xh", "b_h"),), state_size=1,
                          init_state=init_rnn_state, step=rnn_step, backward=rnn_backward,
                          book=rnn)}
