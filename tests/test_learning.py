@@ -1,9 +1,9 @@
 """The model learns the book's corpus, on every backend (the book's Jay Chou settings).
 
 The full 250-epoch runs are in docs/logs/ (perplexity at epoch 250: 1.30-1.32 with random
-sampling, 1.16-1.19 with consecutive; the book reports about 1.3 and 1.16). CI runs the first 100
+sampling, 1.15-1.19 with consecutive; the book reports about 1.3 and 1.16). CI runs the first 100
 epochs of the same runs. At epoch 100 the full runs were at 9.88-10.51 (random) and 7.10-7.41
-(consecutive) across the four backends; the bounds below leave about 15% for the drift that
+(consecutive) across the five backends; the bounds below leave about 15% for the drift that
 float32 rounding causes between machines and libraries (docs/cross-backend.md)."""
 import pytest
 
@@ -27,7 +27,7 @@ def test_jaychou_perplexity_falls_below_the_full_runs_bound(ops, sampling):
 
 
 # The concise model: full runs in docs/logs (Adam from PyTorch's initialisation: 1.02 at epoch
-# 250 on all three frameworks, the book's 1.02; SGD: 1.14-1.16). At epoch 100 they were at
+# 250 on all four frameworks, the book's 1.02; SGD: 1.14-1.16). At epoch 100 they were at
 # 5.19-5.97 (Adam) and 7.08-7.25 (SGD).
 CONCISE_BOUND_AT_EPOCH_100 = {"adam": 7.0, "sgd": 8.5}
 

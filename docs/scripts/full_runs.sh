@@ -16,12 +16,12 @@ log() {   # log NAME ARGS...: run python -m rnn_core.run ARGS, write docs/logs/N
   mv "docs/logs/$name.tmp" "docs/logs/$name.log"
 }
 for sampling in random consecutive; do
-  for backend in numpy torch tf mxnet; do
+  for backend in numpy torch tf mxnet jax; do
     log "jaychou-scratch-$sampling-$backend" --backend "$backend" --corpus jaychou --sampling "$sampling"
   done
 done
 for optimizer in adam sgd; do
-  for backend in torch tf mxnet; do
+  for backend in torch tf mxnet jax; do
     log "jaychou-concise-$optimizer-$backend" --backend "$backend" --corpus jaychou --model concise --optimizer "$optimizer"
   done
 done
