@@ -22,7 +22,7 @@ def require_notebook_tools():
     if not missing:
         return
     message = (f"the notebook tools are not installed ({', '.join(missing)}): "
-               "pip install -c constraints/<profile>.txt -e '.[notebooks]'")
+               "make install, or pip install -c constraints/<profile>.txt -e '.[notebooks]'")
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
