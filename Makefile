@@ -1,7 +1,7 @@
 # The README's two commands: `make run` and `make test`. Both create the virtual environment if it
 # is missing and install rnn-core with the frameworks of one install profile, at the pins of
 # constraints/$(PROFILE).txt:
-#   all      Python <= 3.11: NumPy 1.23, PyTorch, TensorFlow, MXNet and JAX;
+#   all      Python 3.11:    NumPy 1.23, PyTorch, TensorFlow, MXNet and JAX;
 #   current  Python 3.12+:   NumPy 2, PyTorch, TensorFlow and JAX (MXNet 1.9.1 needs NumPy < 1.24).
 # The profile follows the Python found; `make test PROFILE=current PYTHON=python3.12` asks for one.
 # The notebook tools (the `notebooks` extra) come with both; `make notebooks` writes
@@ -18,7 +18,7 @@ PROFILE ?= $(shell $(DECIDER) -c 'import sys; print("all" if sys.version_info < 
 .PHONY: run test install profile notebooks docs clean
 
 $(VENV)/.installed-$(PROFILE): pyproject.toml constraints/$(PROFILE).txt
-	@$(DECIDER) -c 'import sys; v = sys.version_info; ok = {"all": v < (3, 12), "current": v >= (3, 12)}.get("$(PROFILE)"); sys.exit(0 if ok else "profile '$(PROFILE)' does not fit Python %d.%d: all needs Python 3.10 or 3.11, current 3.12 or later (choose PYTHON=..., or VENV=... for a new environment)" % v[:2])'
+	@$(DECIDER) -c 'import sys; v = sys.version_info; ok = {"all": (3, 11) <= v < (3, 12), "current": v >= (3, 12)}.get("$(PROFILE)"); sys.exit(0 if ok else "profile '$(PROFILE)' does not fit Python %d.%d: all needs Python 3.11, current 3.12 or later (choose PYTHON=..., or VENV=... for a new environment)" % v[:2])'
 	@$(MAKE) --no-print-directory profile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip

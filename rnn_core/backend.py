@@ -25,7 +25,7 @@ PRECISIONS = ("float32", "tf32")
 
 # The install profiles (constraints/<profile>.txt): the frameworks each one installs.
 PROFILES = {
-    "all": ("numpy", "torch", "tf", "mxnet", "jax"),   # Python <= 3.11, NumPy 1.23
+    "all": ("numpy", "torch", "tf", "mxnet", "jax"),   # Python 3.11, NumPy 1.23
     "current": ("numpy", "torch", "tf", "jax"),        # Python 3.12+, NumPy 2: no MXNet
 }
 REFERENCE = "numpy"      # the float32 CPU reference every backend is compared against
