@@ -162,7 +162,8 @@ class JaxOps:
         return fn             # compile() makes the whole step one XLA program
 
     def compile(self, fn):
-        # The whole step as one XLA program. No argument is donated: callers keep references to
+        # jit because eager JAX dispatches each op from Python on its own: traced once, the whole
+        # step runs as one fused XLA program. No argument is donated: callers keep references to
         # what they pass (the trainer keeps the last epoch's weights and optimiser state for its
         # Ctrl-C checkpoint), and a donated buffer is deleted; see docs/benchmarks.md.
         return jax.jit(fn)
