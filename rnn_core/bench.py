@@ -240,7 +240,7 @@ def table(summary: dict) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         prog="python -m rnn_core.bench",
         description="Measure the training throughput of every backend, model, path and cell, "
                     "each in a fresh process, against what this machine's matrix products allow.")

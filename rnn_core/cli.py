@@ -39,7 +39,16 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"
 _PARENT_VARIABLE = "RNN_CORE_PARENT_PID"
 
 
-# ---- option types: a bad value is refused by argparse, naming the option -------------------------
+# ---- options: a bad value is refused in one line that names the option ---------------------------
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, whose mistakes are one line (not the usage block, then the error) that
+    names the option, the value and the fix, then exit 2, as every other mistake is."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (python -m {self.prog.split()[-1]} --help lists the "
+                     "options)\n")
+
+
 def positive_int(text: str) -> int:
     value = _number(text, int)
     if value < 1:

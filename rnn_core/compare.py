@@ -38,7 +38,7 @@ LENGTHS = {"epochs": "num_epochs", "pred_period": "pred_period", "pred_len": "pr
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         prog="python -m rnn_core.compare",
         description="Train the same model, from the same seed, on several backends and show "
                     "their perplexities, timings and generated text side by side.")

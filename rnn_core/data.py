@@ -206,16 +206,17 @@ def find_corpus_file(name: str) -> Path:
                 "readable, or point RNN_CORE_DATA at another folder that holds the file") from error
         if found:
             return _verified(folder / named.file, named)
-    where = "\n  ".join(str(folder) for folder in folders)
+    where = ", ".join(str(folder) for folder in folders)     # one line, as every error is
     if named.url is None:
-        raise CorpusError(f"corpus {name!r} ({named.file}) is in none of:\n  {where}")
+        raise CorpusError(f"corpus {name!r} ({named.file}) is in none of: {where}; put it in "
+                          "one of them, or point RNN_CORE_DATA at the folder that holds it")
     try:
         return download(named.url, cache_dir() / named.file, named.sha1)
     except (OSError, ValueError) as error:   # no network, refused, or a write that failed
         raise CorpusError(
             f"corpus {name!r} was not found and could not be downloaded from {named.url} "
-            f"({error}). Put {named.file} (sha1 {named.sha1}) in one of:\n  {where}\n"
-            "or point RNN_CORE_DATA at the folder that holds it") from error
+            f"({error}). Put {named.file} (sha1 {named.sha1}) in one of: {where}; or point "
+            "RNN_CORE_DATA at the folder that holds it") from error
 
 
 # ---- reading and preprocessing -----------------------------------------------------------------

@@ -20,7 +20,7 @@ from rnn_core.train import TrainConfig, make_forward
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         prog="python -m rnn_core.generate",
         description="Continue one or more prefixes with a model that python -m rnn_core.run "
                     "--save trained, on any backend.")

@@ -28,7 +28,7 @@ def concatenated_matmul_identity(ops, seed: int = 0):
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         prog="python -m rnn_core.identity",
         description="Check on one backend the chapter's identity: the hidden layer's two "
                     "products equal one product of concatenated matrices.")

@@ -101,17 +101,13 @@ def check_output(path, option: str, kind: str, need_bytes: int = 0) -> Path:
         raise OutputError(f"{option} is empty: give a file name, for example {option} {example}")
     given = Path(text).expanduser()
     try:
-        os.stat(given)
+        info = os.stat(given)    # through links: what would be written
     except FileNotFoundError:
-        pass                     # a new file, or a link to one: made when written
+        info = None              # a new file, or a link to one: made when written
     except OSError as error:     # a loop of links, a path through a file, no permission
         raise OutputError(f"{option} {text}: cannot reach it ({_reason(error)}): "
                           f"{fix_for(error, option)}") from error
     target = Path(os.path.realpath(given))
-    try:
-        info = os.stat(target)
-    except FileNotFoundError:
-        info = None
     if info is not None:
         if stat.S_ISDIR(info.st_mode):
             raise OutputError(f"{option} {text} is a folder: give a file name in it, for "

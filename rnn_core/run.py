@@ -39,7 +39,7 @@ HYPERPARAMETERS = {"hidden": "num_hiddens", "num_steps": "num_steps", "batch_siz
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         prog="python -m rnn_core.run",
         description="Train the character-level RNN of Dive into Deep Learning on one backend, "
                     "printing the perplexity and a continuation of each prefix as the book does.")
@@ -144,6 +144,7 @@ def main(argv=None) -> int:
     if saved is not None:
         config = resumed_config(args, saved)
         corpus = resumed_corpus(args, saved)
+        checkpoint.check_compatible(saved, corpus.vocab.idx_to_char, config.num_hiddens)
     else:
         config = book_config(args)
         corpus = load_corpus(args.corpus, max_chars=DEFAULT_MAX_CHARS if args.max_chars is None
@@ -169,8 +170,6 @@ def main(argv=None) -> int:
     ops = get_backend(args.backend, args.device, **cli.numerics_options(args))
     resolve_grad(ops, config)
     make_forward(ops, corpus.vocab.vocab_size, config)
-    if saved is not None:
-        checkpoint.check_compatible(saved, corpus.vocab.idx_to_char, config.num_hiddens)
     cli.check_memory(memory_needed(corpus.vocab.vocab_size, config),
                      f"a model of {config.num_hiddens} hidden units on "
                      f"{corpus.vocab.vocab_size} characters, in batches of {config.batch_size} "

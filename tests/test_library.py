@@ -31,7 +31,6 @@ ctypes.CDLL = cdll
 
 def state():
     return {"matplotlib backend": str(dict.__getitem__(matplotlib.rcParams, "backend")),
-            "pyplot imported": "matplotlib.pyplot" in sys.modules,
             "numpy errors": np.geterr(), "mallopt calls": len(calls)}
 
 before = state()

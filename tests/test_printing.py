@@ -155,6 +155,14 @@ def test_a_value_an_option_cannot_take_names_the_option(trained, module, args, m
     refused(run(module, *extra, *args), message)
 
 
+@pytest.mark.parametrize("module", TOOLS)
+def test_a_mistyped_option_is_one_line_not_the_usage(module):
+    result = run(module, "--no-such-option", "--checkpoint", "x.npz")
+    assert result.returncode == 2 and result.stderr in (
+        f"error: unrecognized arguments: {args} (python -m {module} --help lists the options)\n"
+        for args in ("--no-such-option", "--no-such-option --checkpoint x.npz"))
+
+
 def test_a_tiny_temperature_is_greedy_not_an_error(trained):
     args = ["--checkpoint", str(trained), "--num-chars", "20"]
     tiny = run("rnn_core.generate", *args, "--temperature", "1e-300")

@@ -78,7 +78,8 @@ def trained(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("case", ["existing text file", "folder", "named pipe", "corpus",
+@pytest.mark.parametrize("case", ["existing text file", "folder", "named pipe",
+                                  "link to a named pipe", "corpus",
                                   "plot over the save", "plot over the resumed checkpoint",
                                   "link loop", "path through a file", "empty name"])
 def test_an_output_that_would_destroy_something_is_refused_before_training(tmp_path, trained,
@@ -88,10 +89,12 @@ def test_an_output_that_would_destroy_something_is_refused_before_training(tmp_p
     (tmp_path / "folder").mkdir()
     os.symlink("loop", tmp_path / "loop")
     os.mkfifo(tmp_path / "pipe")    # a special file (a device is one too, but a test that
-    args, fragment = {              # fails must not replace the machine's /dev/null)
+    os.symlink("pipe", tmp_path / "link.png")    # fails must not replace /dev/null)
+    args, fragment = {
         "existing text file": (["--save", str(notes)], "is not an rnn-core checkpoint"),
         "folder": (["--save", str(tmp_path / "folder")], "is a folder"),
         "named pipe": (["--save", str(tmp_path / "pipe")], "is a named pipe"),
+        "link to a named pipe": (["--plot", str(tmp_path / "link.png")], "is a named pipe"),
         "corpus": (["--corpus", str(notes), "--plot", str(notes.with_suffix(".png")),
                     "--save", str(notes)], "--save and --corpus name the same file"),
         "plot over the save": (["--save", str(tmp_path / "a.npz"), "--plot",
@@ -225,6 +228,10 @@ def test_resume_works_from_any_folder(tmp_path):
     os.rename(here / "mine.txt", elsewhere / "moved.txt")
     lost = run("--resume", str(here / "ck.npz"), "--epochs", "2", cwd=elsewhere)
     one_clear_line(lost, "mine.txt", "give --corpus PATH to say where that text is now")
+    (elsewhere / "other.txt").write_text("another text, other letters " * 300)
+    other = run("--resume", str(here / "ck.npz"), "--epochs", "2", "--corpus", "other.txt",
+                cwd=elsewhere)
+    one_clear_line(other, "the checkpoint was written for another vocabulary")
     found = run("--resume", str(here / "ck.npz"), "--epochs", "2", "--corpus", "moved.txt",
                 cwd=elsewhere)
     assert found.returncode == 0, found.stderr
