@@ -7,6 +7,12 @@ allocates the same buffers every time (logits ``(num_steps * batch, vocab)`` are
 Jay Chou settings), so each step pays again for the kernel to map and zero them page by page.
 Raising both thresholds keeps them: the first step faults the pages in, later steps reuse them.
 This is the CPU counterpart of the "buffers allocated once" that a compiled graph plans.
+
+The setting is process-wide, so the library never makes it: the command-line tools do
+(``rnn_core.cli.keep_freed_buffers``, for a backend whose ``malloc_arrays`` is true, on the fast
+path: ``run``, and the children of ``compare`` and ``bench``). A notebook can call
+:func:`keep_freed_buffers` itself, or set ``MALLOC_MMAP_THRESHOLD_=33554432
+MALLOC_TRIM_THRESHOLD_=268435456`` in the environment before starting Python.
 """
 import ctypes
 import sys

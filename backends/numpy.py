@@ -4,13 +4,13 @@ NumPy has no autograd, so :meth:`value_and_grad` raises; the core trains NumPy w
 hand-written backpropagation through time (``rnn_core/bptt.py``)."""
 import numpy as np
 
-from ._allocator import keep_freed_buffers
 from rnn_core.errors import DeviceUnavailable
 
 
 class NumpyOps:
     name = "numpy"
     gpu_device = None           # NumPy has no GPU
+    malloc_arrays = True        # arrays come from glibc's malloc: see backends/_allocator.py
 
     @staticmethod
     def gpu_count():
@@ -127,6 +127,4 @@ class NumpyOps:
         return fn
 
     def compile(self, fn):
-        # Nothing to compile in NumPy; the step's large buffers are kept for reuse instead.
-        keep_freed_buffers()
-        return fn
+        return fn                  # nothing to compile in NumPy

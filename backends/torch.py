@@ -7,7 +7,6 @@ import os
 import numpy as np
 import torch
 
-from ._allocator import keep_freed_buffers
 from rnn_core.cells import get_cell
 from rnn_core.concise import no_layer
 from rnn_core.errors import DeviceUnavailable, RNNCoreError
@@ -16,6 +15,7 @@ from rnn_core.errors import DeviceUnavailable, RNNCoreError
 class TorchOps:
     name = "torch"
     gpu_device = "cuda:0"
+    malloc_arrays = True        # CPU tensors come from glibc's malloc: see backends/_allocator.py
 
     @staticmethod
     def gpu_count():
@@ -148,9 +148,7 @@ class TorchOps:
         return fn
 
     def compile(self, fn):
-        # Nothing to compile in PyTorch; the step's large buffers are kept for reuse instead.
-        keep_freed_buffers()
-
+        # Nothing to compile in PyTorch; the step sets the numerics it runs with.
         def step(*args):
             self._use_numerics()
             return fn(*args)

@@ -27,6 +27,12 @@ framework's matrix product allows.
 Every measurement runs ``--repeats`` times (3), in rotation over the rows, and the table shows
 the median run. ``--json PATH`` writes the same figures for tools, every run's tokens/s included.
 Figures are only comparable within one invocation.
+
+Every child gets the same thread settings: ``--threads`` (by default every CPU this process may
+use) in ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` and TensorFlow's two
+pools (``cli.THREAD_VARIABLES``), instead of each framework's own default; the table's header
+says how many. A child that fails has its whole error output printed; when bench is interrupted,
+terminated or killed, the running child is ended too.
 """
 from __future__ import annotations
 
@@ -101,8 +107,11 @@ def child(spec: dict) -> dict:
     from rnn_core import model
     import random
 
+    cli.become_child()
     ops = get_backend(spec["backend"], spec["device"], precision=spec["precision"],
                       deterministic=spec["deterministic"])
+    if spec["path"] == "fast":      # the book's path allocates as the book's code does
+        cli.keep_freed_buffers(ops)
     corpus = load_corpus(spec["corpus"])
     V = corpus.vocab.vocab_size
     config = TrainConfig(num_hiddens=spec["hidden"], num_steps=spec["num_steps"],
@@ -159,7 +168,7 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}"
 
 
-def summarise(results: list, hidden: int) -> dict:
+def summarise(results: list, hidden: int, threads: int | None = None) -> dict:
     """The machine's rates (best over frameworks), each cell's bound, and each row's ratios. The
     top-level bound and FLOPs are the first row's cell's; ``cells`` has every cell's."""
     good = [r for r in results if "error" not in r]
@@ -185,7 +194,8 @@ def summarise(results: list, hidden: int) -> dict:
                          (r["backend"], r["model"], "book")), None)
             r["speedup_over_book"] = r["tokens_per_s"] / book["tokens_per_s"] if book else None
     first = cells[good[0].get("cell", "rnn")]
-    return {"machine": machine(), "devices": sorted({r["device"] for r in good}),
+    return {"machine": machine(), "threads": threads,
+            "devices": sorted({r["device"] for r in good}),
             "precision": good[0].get("precision", "float32"),
             "deterministic": good[0].get("deterministic", False),
             "matmul_flops": rates, "own_matmul_flops": own_rates, "vocab_size": vocab,
@@ -208,7 +218,8 @@ def table(summary: dict) -> str:
              f"{numerics}",
              f"matmul: {rates['large'] / 1e9:.1f} GFLOP/s at {LARGE}³, "
              f"{rates['recurrent'] / 1e9:.1f} GFLOP/s at the recurrent shape; "
-             f"{per_cell} ({how}); each row the median of {summary['repeats']} run(s)",
+             f"{per_cell} ({how}); each row the median of {summary['repeats']} run(s)"
+             + (f", {summary['threads']} threads per child" if summary.get("threads") else ""),
              "",
              "| backend | model | path | cell | tokens/s | s/epoch | peak MiB | fast/book "
              "| of bound | of own bound |",
@@ -217,7 +228,7 @@ def table(summary: dict) -> str:
         cell = r.get("cell", "rnn")
         if "error" in r:
             lines.append(f"| {r['backend']} | {r['model']} | {r['path']} | {cell} | "
-                         f"{r['error']} ||||||")
+                         f"{cli.last_line(r['error'])} ||||||")
             continue
         speedup = f"{r['speedup_over_book']:.1f}×" if r["path"] == "fast" and r[
             "speedup_over_book"] else ""
@@ -228,35 +239,58 @@ def table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m rnn_core.bench",
-                                description=__doc__.split("\n")[0].strip("`"))
-    p.add_argument("--backends", nargs="+", default=list(BACKEND_NAMES))
+def parser() -> argparse.ArgumentParser:
+    p = cli.ArgumentParser(
+        prog="python -m rnn_core.bench",
+        description="Measure the training throughput of every backend, model, path and cell, "
+                    "each in a fresh process, against what this machine's matrix products allow.")
+    p.add_argument("--backends", nargs="+", default=list(BACKEND_NAMES),
+                   help=f"the backends to measure (default: {' '.join(BACKEND_NAMES)})")
     p.add_argument("--models", nargs="+", choices=("scratch", "concise"),
-                   default=["scratch", "concise"])
-    p.add_argument("--paths", nargs="+", choices=("book", "fast"), default=["book", "fast"])
+                   default=["scratch", "concise"], help="default: scratch concise")
+    p.add_argument("--paths", nargs="+", choices=("book", "fast"), default=["book", "fast"],
+                   help="book: the book's way; fast: compiled, one output product "
+                        "(default: book fast)")
     p.add_argument("--cells", nargs="+", choices=tuple(CELLS), default=["rnn"],
-                   help="the cells to measure (default rnn), each with its own bound")
-    p.add_argument("--corpus", default="jaychou")
-    p.add_argument("--hidden", type=cli.positive_int, default=256)
-    p.add_argument("--batch-size", type=cli.positive_int, default=32)
-    p.add_argument("--num-steps", type=cli.positive_int, default=35)
-    p.add_argument("--epochs", type=cli.positive_int, default=10, help="timed epochs")
+                   help="the cells to measure, each with its own bound (default rnn)")
+    p.add_argument("--corpus", default="jaychou",
+                   help="a corpus name or a .txt/.zip path (default jaychou)")
+    p.add_argument("--hidden", type=cli.positive_int, default=256,
+                   help="hidden units (default 256)")
+    p.add_argument("--batch-size", type=cli.positive_int, default=32,
+                   help="examples per minibatch (default 32)")
+    p.add_argument("--num-steps", type=cli.positive_int, default=35,
+                   help="time steps per example (default 35)")
+    p.add_argument("--epochs", type=cli.positive_int, default=10,
+                   help="timed epochs (default 10)")
     p.add_argument("--warmup", type=cli.non_negative_int, default=1,
-                   help="untimed epochs first (compilation, caches)")
-    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "gpu"))
+                   help="untimed epochs first: compilation, caches (default 1)")
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "gpu"),
+                   help="default cpu")
     cli.add_numerics_options(p)
     p.add_argument("--repeats", type=cli.positive_int, default=3,
-                   help="runs of every measurement, in rotation; the table shows the median")
+                   help="runs of every measurement, in rotation; the table shows the median "
+                        "(default 3)")
+    p.add_argument("--threads", type=cli.positive_int, default=cli.available_cpus(),
+                   help="threads each child's framework may use, the same for every row "
+                        f"(default: the CPUs this process may use, here {cli.available_cpus()})")
     p.add_argument("--timeout", type=cli.positive_float, default=900.0,
-                   help="seconds allowed for one measurement")
-    p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+                   help="seconds allowed for one measurement (default 900)")
+    p.add_argument("--json", metavar="PATH",
+                   help="also write the figures as JSON (default: none)")
     p.add_argument("--child", help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     if args.child:
         print(json.dumps(child(json.loads(args.child))), flush=True)
         return 0
+    from rnn_core import outputs
     from rnn_core.backend import canonical_name
+    if args.json:
+        outputs.check_output(args.json, "--json", "json")
     specs = [dict(backend=backend, model=model_kind, path=path, cell=cell, corpus=args.corpus,
                   hidden=args.hidden, batch_size=args.batch_size, num_steps=args.num_steps,
                   epochs=args.epochs, warmup=args.warmup, device=args.device,
@@ -268,21 +302,20 @@ def main(argv=None) -> int:
     runs = [[] for _ in specs]
     for repeat in range(args.repeats):      # in rotation, so slow spells of a shared machine
         for spec, spec_runs in zip(specs, runs):              # fall on every row alike
-            r = cli.run_child("rnn_core.bench", spec, args.timeout)
+            r = cli.run_child("rnn_core.bench", spec, args.timeout, threads=args.threads)
             spec_runs.append(r)
             print(f"  {spec['backend']} {spec['model']} {spec['path']} {spec['cell']} "
-                  f"({repeat + 1}/"
-                  f"{args.repeats}): " + (r["error"] if "error" in r else
-                                          f"{r['tokens_per_s']:,.0f} tokens/s"),
-                  file=sys.stderr, flush=True)
+                  f"({repeat + 1}/{args.repeats}): "
+                  + (r["error"].replace("\n", "\n    ") if "error" in r else
+                     f"{r['tokens_per_s']:,.0f} tokens/s"), file=sys.stderr, flush=True)
     results = [median_run(spec_runs) for spec_runs in runs]
     if all("error" in r for r in results):
-        raise ValueError("every measurement failed: " + results[0]["error"])
-    summary = summarise(results, args.hidden)
+        raise ValueError("every measurement failed: " + cli.last_line(results[0]["error"]))
+    summary = summarise(results, args.hidden, args.threads)
+    if args.json:           # first: a reader that stops early (| head) does not lose it
+        outputs.write_atomically(args.json, json.dumps(summary, indent=2).encode(),
+                                 "the JSON file")
     print(table(summary))
-    if args.json:
-        with open(args.json, "w") as out:
-            json.dump(summary, out, indent=2)
     return 0
 
 

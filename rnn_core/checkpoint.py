@@ -9,7 +9,9 @@ NumPy arrays, moved onto the device by ``ops.asarray``. Read it without rnn-core
 ``numpy.load(path)`` and ``json.loads(bytes(archive["record.json"]))``.
 
 The file is written to a temporary file in the same folder, flushed to disk, then renamed over
-the old one: an interrupted write never replaces the last good checkpoint.
+the old one (:func:`rnn_core.outputs.write_atomically`): an interrupted or failed write never
+replaces the last good checkpoint, and the new file gets the user's usual file mode. A path to a
+user's corpus is recorded absolute, so ``--resume`` works from any folder.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import hashlib
 import io
 import json
 import os
-import tempfile
+import stat
 import zipfile
 from pathlib import Path
 
@@ -26,6 +28,7 @@ import numpy as np
 
 from rnn_core import model
 from rnn_core.errors import RNNCoreError
+from rnn_core.outputs import write_atomically
 
 FORMAT = "rnn-core checkpoint 1"
 
@@ -94,28 +97,34 @@ def save(path, checkpoint: Checkpoint) -> Path:
     np.savez(buffer, **arrays,
              **{"record.json": np.frombuffer(json.dumps(record, ensure_ascii=False).encode(),
                                              dtype=np.uint8)})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "wb") as out:
-            out.write(buffer.getvalue())
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-    return path
+    return write_atomically(path, buffer.getvalue(), "the checkpoint")
+
+
+def estimated_size(num_weights: int, vocab_size: int, optimizer: str, num_epochs: int) -> int:
+    """About how many bytes :func:`save` writes: the ``num_weights`` float32 weights, as many
+    again for each of the optimiser's moments (Adam keeps two), the vocabulary and the
+    perplexities."""
+    copies = 1 + {"adam": 2}.get(optimizer, 0)
+    return 4 * num_weights * copies + 16 * vocab_size + 24 * num_epochs + 8192
 
 
 def load(path) -> Checkpoint:
     """Read and verify a checkpoint; a damaged one raises :class:`CheckpointError`."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist; give the path that "
-                              "--save wrote")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise CheckpointError(f"checkpoint {str(path)!r} is not a file (a folder or a "
+                                  "device); give the path that --save wrote")
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist; give the path that "
+                              "--save wrote") from None
+    except OSError as error:
+        raise CheckpointError(f"cannot read checkpoint {path} ({error.strerror}): make it "
+                              "readable (chmod u+r) or copy it somewhere you can read") from error
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
         record = json.loads(bytes(arrays.pop("record.json")).decode("utf-8"))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as error:

@@ -1,14 +1,52 @@
-"""What the command-line tools share: turning a user's mistake into one clear line and exit 2."""
+"""What the command-line tools share: turning a user's mistake or a fault into one clear line
+and exit 2, and the process-wide settings that belong to a command, never to the library.
+
+:func:`run_main` is every tool's entry point. Before the tool runs it
+
+* opens ``/dev/null`` on a closed standard input, output or error (so that no file the tool
+  opens can land on descriptor 1 or 2 and receive printed lines or a framework's log);
+* hides the frameworks' start-up log lines (:data:`QUIET_LOGS`) unless the user set them;
+* prints characters that the output's encoding cannot show as ``\\uXXXX`` escapes, with a note;
+* turns SIGTERM and SIGHUP into the Ctrl-C a training run already handles (it saves the last
+  completed epoch);
+* ignores NumPy's overflow warnings (a diverging loss is reported by the trainer instead).
+"""
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
+import math
+import os
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 
 from rnn_core.errors import RNNCoreError
+
+# Framework log settings the tools choose where the user has not: TensorFlow's C++ start-up notes
+# (CPU features, oneDNN) and its oneDNN int64 fallback notice, which it prints at error level
+# though nothing is wrong. Real failures still reach the tools as exceptions, printed as one line.
+# Set TF_CPP_MIN_LOG_LEVEL=0 to see every line.
+QUIET_LOGS = {"TF_CPP_MIN_LOG_LEVEL": "3"}
+
+# The thread settings the frameworks read when they start (OpenMP: PyTorch, MXNet, NumPy's
+# OpenBLAS; MKL: PyTorch; TensorFlow's two pools). compare and bench give every child the same.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                    "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+_PARENT_VARIABLE = "RNN_CORE_PARENT_PID"
+
+
+# ---- options: a bad value is refused in one line that names the option ---------------------------
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, whose mistakes are one line (not the usage block, then the error) that
+    names the option, the value and the fix, then exit 2, as every other mistake is."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (python -m {self.prog.split()[-1]} --help lists the "
+                     "options)\n")
 
 
 def positive_int(text: str) -> int:
@@ -29,6 +67,13 @@ def positive_float(text: str) -> float:
     value = _number(text, float)
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = _number(text, float)
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive finite number, got {text!r}")
     return value
 
 
@@ -66,37 +111,257 @@ def describe_numerics(ops) -> str:
     return "; " + ", ".join(parts) if parts else ""
 
 
+# ---- the entry point -------------------------------------------------------------------------
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, handled where Ctrl-C is: training saves its last completed epoch."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 def run_main(main, argv=None) -> int:
-    """Call ``main(argv)``; a user error prints ``error: ...`` (no traceback) and returns 2."""
+    """Call ``main(argv)`` as a command (see the module doc). A user error or a fault prints
+    ``error: ...`` (no traceback) and returns 2; Ctrl-C returns 130, SIGTERM 143, SIGHUP 129."""
+    _open_closed_standard_streams()
+    quiet_framework_logs(os.environ)
+    _escape_what_stdout_cannot_show()
+    _handle_termination_signals()
     import numpy as np
-    np.seterr(over="ignore", invalid="ignore")   # a diverging loss is reported by the trainer
     try:
-        return main(argv) or 0
-    except (RNNCoreError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:     # the reader went away (`| head`): stop quietly
-        import os
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        with np.errstate(over="ignore", invalid="ignore"):
+            status = main(argv) or 0
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:     # the reader went away (`| head`) and nothing was left to save
+        discard_stdout()
         return 0
+    except (RNNCoreError, ValueError) as error:
+        return _fail(error)
+    except MemoryError as error:
+        return _fail(f"out of memory ({error or 'an allocation failed'}): lower --hidden, "
+                     "--batch-size or --num-steps, or close other programs")
+    except OSError as error:    # a fault the tool met where it had no more specific message
+        where = f" ({error.filename})" if error.filename else ""
+        return _fail(f"{error.strerror or error}{where}: check that file or folder, its "
+                     "permissions and the free space on its disk")
+    except KeyboardInterrupt as interrupt:
+        signum = getattr(interrupt, "signum", signal.SIGINT)
+        _say("interrupted" if signum == signal.SIGINT else
+             f"stopped by {signal.Signals(signum).name}")
+        return 128 + signum
+
+
+def _fail(error) -> int:
+    _say(f"error: {error}")
+    return 2
+
+
+def _say(line: str) -> None:
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass                    # stderr is gone too: the exit status is all that is left
+
+
+def quiet_framework_logs(environ) -> None:
+    """Set :data:`QUIET_LOGS` in ``environ`` where the user has not set them (theirs win)."""
+    for name, value in QUIET_LOGS.items():
+        environ.setdefault(name, value)
+
+
+def _open_closed_standard_streams() -> None:
+    closed = []
+    for descriptor, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(descriptor)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != descriptor:
+                os.dup2(null, descriptor)
+                os.close(null)
+            setattr(sys, name, open(descriptor, mode, encoding="utf-8", closefd=False))
+            closed.append(name)
+    if "stdout" in closed:
+        _say("note: standard output is closed, so nothing is printed (files are still written); "
+             "redirect it to a file (> run.log) to keep the lines")
+
+
+def discard_stdout() -> None:
+    """Send what is still to be printed to /dev/null (the reader went away)."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _escape_what_stdout_cannot_show() -> None:
+    """Characters the output encoding cannot show (Chinese under PYTHONIOENCODING=ascii) are
+    printed as ``\\uXXXX`` escapes: nothing is lost, the text can be decoded later, and the run
+    goes on. A note says so once, with the fix."""
+    stream = sys.stdout
+    if getattr(stream, "errors", None) != "strict" or not hasattr(stream, "reconfigure"):
+        return                  # the user chose how to handle it (PYTHONIOENCODING=...:replace)
+    noted = []
+
+    def escape(error):
+        if not noted:
+            noted.append(True)
+            _say(f"note: the output encoding ({stream.encoding}) cannot show some characters; "
+                 "they are printed as \\u escapes. Set PYTHONIOENCODING=utf-8 (or a UTF-8 "
+                 "locale, LANG=C.UTF-8) to see them")
+        return codecs.backslashreplace_errors(error)
+    codecs.register_error("rnn_core.escape", escape)
+    try:
+        stream.reconfigure(errors="rnn_core.escape")
+    except (ValueError, OSError):
+        pass
+
+
+def _handle_termination_signals() -> None:
+    def terminate(signum, frame):
+        raise Terminated(signum)
+    for signum in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        # Only where nothing else was set up: `nohup` ignores SIGHUP, and that must stay so.
+        if signum is not None and signal.getsignal(signum) is signal.SIG_DFL:
+            signal.signal(signum, terminate)
+
+
+# ---- printing during training -----------------------------------------------------------------
+class Progress:
+    """A one-line progress bar on a terminal, rewritten after every epoch and erased before any
+    other line is printed. Where the output is not a terminal it prints nothing.
+
+    When standard output breaks (``| head`` exits, the terminal goes): with ``keep_going`` (a
+    phrase such as "saves ck.npz") the run goes on and prints nothing more, after one note on
+    stderr; without it, ``BrokenPipeError`` stops the run quietly, as any Unix tool stops."""
+
+    def __init__(self, stream=None, width: int = 30, *, bar: bool = True,
+                 keep_going: str | None = None):
+        self.stream = stream or sys.stdout
+        self.active = bar and self.stream.isatty()
+        self.width = width
+        self.shown = False
+        self.keep_going = keep_going
+        self.broken = False
+
+    def update(self, result, num_epochs: int) -> None:
+        if not self.active:
+            return
+        done = int(self.width * result.epoch / num_epochs)
+        self._write(f"\r[{'#' * done}{'.' * (self.width - done)}] epoch {result.epoch}/"
+                    f"{num_epochs}, perplexity {result.perplexity:.2f}  ")
+        self.shown = True
+
+    def print(self, line: str) -> None:
+        if self.shown:
+            self._write("\r\033[K")      # erase the bar, then print the line
+            self.shown = False
+        self._write(line + "\n")
+
+    def close(self) -> None:
+        if self.shown:
+            self._write("\r\033[K")
+
+    def _write(self, text: str) -> None:
+        if self.broken:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError) as error:      # ValueError: the stream was closed
+            if self.keep_going is None:
+                if isinstance(error, BrokenPipeError):
+                    raise
+                raise RNNCoreError(f"cannot write to standard output ({_reason(error)}): "
+                                   "check where it goes (a full disk?), or redirect it") from error
+            self.broken = True
+            if self.stream is sys.stdout:
+                discard_stdout()
+            _say(f"note: cannot write to standard output any more ({_reason(error)}); "
+                 f"training goes on and {self.keep_going}, printing nothing more")
+
+
+def _reason(error: Exception) -> str:
+    return getattr(error, "strerror", None) or str(error) or type(error).__name__
+
+
+# ---- settings that belong to the command, not the library ---------------------------------------
+def keep_freed_buffers(backend) -> bool:
+    """Ask glibc to keep large freed buffers for the next training step, for the backends whose
+    arrays come from ``malloc`` (``malloc_arrays``: NumPy, PyTorch). ``backend``: an ops object,
+    or a backend's name (its class is read, nothing is created). Process-wide, so only the
+    command-line tools call it (backends/_allocator.py says why). Returns whether it did."""
+    if isinstance(backend, str):
+        import importlib
+        from rnn_core.backend import backend_source, backends_package
+        backends_package()
+        module, class_name, _ = backend_source(backend)
+        backend = getattr(importlib.import_module(module), class_name)
+    if not getattr(backend, "malloc_arrays", False):
+        return False
+    from rnn_core.backends._allocator import keep_freed_buffers as keep
+    return keep()
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this machine can give a new allocation without swapping, or None."""
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(needed: int, what: str, fix: str) -> None:
+    """Refuse, before allocating, a model that cannot fit in this machine's memory."""
+    available = available_memory()
+    if available is not None and needed > available:
+        raise RNNCoreError(f"{what} needs about {_gigabytes(needed)} of memory and this machine "
+                           f"has {_gigabytes(available)} available: {fix}")
+
+
+def _gigabytes(num_bytes: int) -> str:
+    return f"{num_bytes / 1e9:,.1f} GB" if num_bytes >= 1e8 else f"{num_bytes / 1e6:,.0f} MB"
+
+
+# ---- child processes (compare, bench) ----------------------------------------------------------
+def available_cpus() -> int:
+    """The logical CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 PROGRESS = "progress "     # a child's line ``progress {json}`` reports progress as it runs
 
 
-def run_child(module: str, spec: dict, timeout: float, on_progress=None) -> dict:
+def run_child(module: str, spec: dict, timeout: float, on_progress=None,
+              threads: int | None = None) -> dict:
     """Run ``python -m module --child SPEC`` in a fresh process (one framework per process, its
-    own threads and memory) and return the JSON it prints last, or ``{..., "error": ...}``.
-    Lines ``progress {json}`` that it prints before are passed to ``on_progress(record)`` as they
-    come."""
+    own threads and memory) and return the JSON it prints last, or ``{..., "error": ...}`` with
+    the child's whole error output. Lines ``progress {json}`` that it prints before are passed to
+    ``on_progress(record)`` as they come. Every child gets ``threads`` in
+    :data:`THREAD_VARIABLES`. When the parent is interrupted or terminated (or killed, on Linux:
+    :func:`become_child`), the child is ended too."""
     command = [sys.executable, "-m", module, "--child", json.dumps(spec)]
+    environment = {**os.environ, _PARENT_VARIABLE: str(os.getpid())}
+    if threads is not None:
+        environment.update({name: str(threads) for name in THREAD_VARIABLES})
     expired = threading.Event()
-    with tempfile.TemporaryFile("w+") as errors:
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as errors:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True,
-                                   stdin=subprocess.DEVNULL)
+                                   encoding="utf-8", errors="replace",
+                                   stdin=subprocess.DEVNULL, env=environment)
 
         def stop():
             expired.set()
@@ -112,7 +377,7 @@ def run_child(module: str, spec: dict, timeout: float, on_progress=None) -> dict
                 elif line.strip():
                     lines.append(line)
             process.wait()
-        except BaseException:          # Ctrl-C, or a failing callback: leave no child behind
+        except BaseException:   # Ctrl-C, SIGTERM, or a failing callback: leave no child behind
             process.kill()
             process.wait()
             raise
@@ -121,39 +386,42 @@ def run_child(module: str, spec: dict, timeout: float, on_progress=None) -> dict
         errors.seek(0)
         stderr = errors.read()
     if expired.is_set():
-        return {**spec, "error": f"took longer than {timeout:g} s"}
-    if process.returncode != 0 or not lines:
-        error = (stderr.strip().splitlines() or ["no output"])[-1]
-        return {**spec, "error": error}
-    return json.loads(lines[-1])
+        return {**spec, "error": f"took longer than {timeout:g} s (--timeout)"}
+    if process.returncode == 0 and lines:
+        try:
+            return json.loads(lines[-1])
+        except ValueError:
+            pass
+    return {**spec, "error": child_error(process.returncode, stderr)}
 
 
-class Progress:
-    """A one-line progress bar on a terminal, rewritten after every epoch and erased before any
-    other line is printed. Where the output is not a terminal it prints nothing."""
+def child_error(returncode: int, stderr: str) -> str:
+    """A failed child's whole error output, or what its exit status says where it printed none."""
+    text = stderr.strip()
+    if returncode < 0:
+        name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else ""
+        died = f"the child process was killed by signal {-returncode} {name}".rstrip()
+        if -returncode == signal.SIGKILL:
+            died += " (out of memory?)"
+        return f"{text}\n{died}" if text else died
+    return text or f"the child process exited with status {returncode} and printed nothing"
 
-    def __init__(self, stream=None, width: int = 30):
-        self.stream = stream or sys.stdout
-        self.active = self.stream.isatty()
-        self.width = width
-        self.shown = False
 
-    def update(self, result, num_epochs: int) -> None:
-        if not self.active:
-            return
-        done = int(self.width * result.epoch / num_epochs)
-        self.stream.write(f"\r[{'#' * done}{'.' * (self.width - done)}] epoch {result.epoch}/"
-                          f"{num_epochs}, perplexity {result.perplexity:.2f}  ")
-        self.stream.flush()
-        self.shown = True
+def last_line(error: str) -> str:
+    """The line of a child's error that fits in a table cell: its last (the exception)."""
+    return error.strip().splitlines()[-1] if error.strip() else "failed"
 
-    def print(self, line: str) -> None:
-        if self.shown:
-            self.stream.write("\r\033[K")      # erase the bar, then print the line
-            self.shown = False
-        print(line, file=self.stream, flush=True)
 
-    def close(self) -> None:
-        if self.shown:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
+def become_child() -> None:
+    """In a child of :func:`run_child`: end with the parent (Linux), even if it is killed."""
+    parent = os.environ.get(_PARENT_VARIABLE)
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != int(parent):      # the parent died before the line above
+        raise Terminated(signal.SIGTERM)

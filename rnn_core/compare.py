@@ -10,17 +10,23 @@ a progress line follows the epochs. Then it prints the perplexity of every backe
 difference of each loss curve from the NumPy reference's, seconds per epoch, tokens per second),
 and the text every backend generates from each prefix, side by side. ``--plot FILE`` draws every
 backend's curve on one figure; ``--json FILE`` keeps the numbers. The concise model has no NumPy
-layer: its reference is the NumPy scratch model on the same weights, the same function."""
+layer: its reference is the NumPy scratch model on the same weights, the same function.
+
+Every child gets the same thread settings (``--threads``, by default every CPU this process may
+use, in ``OMP_NUM_THREADS`` and the others of ``cli.THREAD_VARIABLES``), so that the seconds per
+epoch of the rows are comparable. A child that fails has its whole error output printed; when
+compare is interrupted, terminated or killed, the running child is ended too."""
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from rnn_core import api, cli, run
+from rnn_core import api, cli, outputs, run
 from rnn_core.backend import BACKEND_NAMES, canonical_name
 from rnn_core.data import DEFAULT_MAX_CHARS
 
@@ -32,7 +38,7 @@ LENGTHS = {"epochs": "num_epochs", "pred_period": "pred_period", "pred_len": "pr
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         prog="python -m rnn_core.compare",
         description="Train the same model, from the same seed, on several backends and show "
                     "their perplexities, timings and generated text side by side.")
@@ -41,8 +47,14 @@ def parser() -> argparse.ArgumentParser:
     for action in run.parser()._actions:       # run's options, so the two tools cannot drift
         if action.dest not in RUN_ONLY:
             p._add_action(action)
-    p.add_argument("--plot", metavar="FILE", help="draw every backend's curve on one figure (PNG)")
-    p.add_argument("--json", metavar="FILE", help="write the settings and every backend's result")
+    p.add_argument("--threads", type=cli.positive_int, default=cli.available_cpus(),
+                   help="threads each backend's process may use, the same for every backend "
+                        f"(default: the CPUs this process may use, here {cli.available_cpus()})")
+    p.add_argument("--plot", metavar="FILE",
+                   help="draw every backend's curve on one figure, a PNG at exactly FILE "
+                        "(default: none)")
+    p.add_argument("--json", metavar="FILE",
+                   help="write the settings and every backend's result (default: none)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     return p
 
@@ -65,6 +77,9 @@ def child(spec: dict) -> dict:
         print(cli.PROGRESS + json.dumps({"epoch": result.epoch, "num_epochs": num_epochs,
                                      "perplexity": result.perplexity}), flush=True)
 
+    cli.become_child()
+    if not spec["settings"].get("book_path"):     # as run does on the fast path
+        cli.keep_freed_buffers(spec["backend"])
     config = api.make_config(**spec["settings"])
     result = api._train_for_comparison(spec["backend"], spec["corpus"], config,
                                        device=spec["device"], max_chars=spec["max_chars"],
@@ -100,6 +115,19 @@ class Board:
         self.bar.print(f"  {line}")
 
 
+def check_outputs(args) -> None:
+    """Refuse, before any backend trains, a --plot or --json that cannot or must not be written."""
+    outputs.check_distinct({"--corpus": args.corpus if args.corpus and Path(args.corpus).exists()
+                            else None, "--plot": args.plot, "--json": args.json})
+    if args.plot:
+        if Path(args.plot).suffix.lower() not in ("", ".png"):
+            raise ValueError(f"--plot {args.plot}: the plot is a PNG image: give a name ending "
+                             f"in .png, for example --plot {Path(args.plot).with_suffix('.png')}")
+        outputs.check_output(args.plot, "--plot", "png", run.PLOT_BYTES)
+    if args.json:
+        outputs.check_output(args.json, "--json", "json")
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     if args.child:
@@ -107,6 +135,7 @@ def main(argv=None) -> int:
         return 0
     given = settings(args)
     config = api.make_config(**given)            # refuses a bad setting before any training
+    check_outputs(args)
     names = list(dict.fromkeys(canonical_name(b) for b in args.backends))
     if not names:
         raise ValueError("--backends: no backend to compare; name at least one, for example "
@@ -117,10 +146,11 @@ def main(argv=None) -> int:
         spec = {"backend": name, "device": args.device, "corpus": args.corpus,
                 "max_chars": DEFAULT_MAX_CHARS if args.max_chars is None else args.max_chars,
                 "numerics": cli.numerics_options(args), "settings": given}
-        outcome = cli.run_child("rnn_core.compare", spec, timeout=3600, on_progress=board.epoch)
-        if "error" in outcome:
-            skipped[name] = outcome["error"]
-            board.done(f"{name}: {outcome['error']}")
+        outcome = cli.run_child("rnn_core.compare", spec, timeout=3600, on_progress=board.epoch,
+                                threads=args.threads)
+        if "error" in outcome:          # the table keeps its last line; here, all of it
+            skipped[name] = cli.last_line(outcome["error"])
+            board.done(f"{name}: " + outcome["error"].replace("\n", "\n    "))
             continue
         results[name] = api.TrainResult.from_dict(outcome)
         r = results[name]
@@ -131,24 +161,25 @@ def main(argv=None) -> int:
         raise ValueError("every backend failed: " + "; ".join(f"{n}: {e}" for n, e in
                                                               skipped.items()))
     comparison = api.Comparison(results, skipped)
+    if args.plot:           # the files first: a reader that stops early (| head) loses nothing
+        image = io.BytesIO()
+        comparison.figure().savefig(image, format="png")
+        outputs.write_atomically(args.plot, image.getvalue(), "the plot")
+    if args.json:
+        outputs.write_atomically(args.json, json.dumps(
+            {"settings": given, "config": results[next(iter(results))].to_dict()["config"],
+             "threads": args.threads,
+             "results": [r.to_dict() | {"perplexity": r.perplexities} for r in results.values()],
+             "skipped": skipped}, indent=2, ensure_ascii=False).encode("utf-8"), "the JSON file")
     print(f"{config.model} model, {config.optimizer} lr {config.lr:g}, clip {config.clipping_theta:g}, "
           f"{config.sampling} sampling, hidden {config.num_hiddens}, {config.num_epochs} epochs, "
-          f"seed {config.seed}, corpus {args.corpus or 'lyrics_zh'}"
-          + cli.describe_numerics(next(iter(results.values()))))
+          f"seed {config.seed}, corpus {args.corpus or 'lyrics_zh'}, {args.threads} threads per "
+          "backend" + cli.describe_numerics(next(iter(results.values()))))
     print("\nperplexity by epoch\n" + comparison.table(every=args.pred_period))
     print("\n" + comparison.summary())
     print("\ngenerated text (greedy)\n" + comparison.samples_text())
     if args.plot:
-        path = Path(args.plot)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        comparison.figure().savefig(path, format="png")
         print(f"\nplot: {args.plot}")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as out:
-            json.dump({"settings": given, "config": results[next(iter(results))].to_dict()["config"],
-                       "results": [r.to_dict() | {"perplexity": r.perplexities}
-                                   for r in results.values()],
-                       "skipped": skipped}, out, indent=2, ensure_ascii=False)
     return 0
 
 

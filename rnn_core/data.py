@@ -15,7 +15,15 @@ The two preprocessings are the book's:
 * ``letters`` (second edition, The Time Machine): each line keeps its letters only, runs of other
   characters become one space, the line is stripped and lower-cased, and the lines are joined.
 
-Both keep the first ``max_chars`` characters (10,000 by default, as in the book; 0 keeps all).
+Both first bring the text to Unicode's composed form (NFC), so that "é" typed as one character
+and "é" stored as "e" plus an accent are the same character (the book's corpora are already in
+NFC: it changes nothing there), and keep the first ``max_chars`` characters (10,000 by default,
+as in the book; 0 keeps all). A prefix to generate from goes through the same preprocessing
+(:func:`prepare_prefix`), so ``Time Traveller`` finds The Time Machine's ``time traveller``.
+
+Each corpus has default prefixes: the book's 分开 and 不分开 for the lyrics, "time traveller" and
+"traveller" for The Time Machine, and the first word of a user's own file (its first two
+characters where the text has no spaces).
 
 The vocabulary is deterministic: most frequent character first, ties in order of first appearance
 (the second edition's rule). The first edition's ``list(set(corpus_chars))`` gives a different
@@ -27,7 +35,9 @@ import collections
 import hashlib
 import os
 import re
+import stat
 import tempfile
+import unicodedata
 import urllib.request
 import zipfile
 import zlib
@@ -50,18 +60,21 @@ class NamedCorpus:
     unk: bool                  # whether the vocabulary reserves '<unk>' (second edition)
     sha1: str | None = None    # verified wherever the file is found
     url: str | None = None     # the book's public copy
+    prefixes: tuple = ()       # to generate from while training, unless --prefixes says otherwise
 
 
 NAMED_CORPORA = {
     "jaychou": NamedCorpus(
         "jaychou_lyrics.txt.zip", "lyrics", unk=False,
         sha1="9529987e701a4f37048ab778270a5dde9a762a0b",
-        url="https://raw.githubusercontent.com/d2l-ai/d2l-zh/v1/data/jaychou_lyrics.txt.zip"),
+        url="https://raw.githubusercontent.com/d2l-ai/d2l-zh/v1/data/jaychou_lyrics.txt.zip",
+        prefixes=("分开", "不分开")),
     "timemachine": NamedCorpus(
         "timemachine.txt", "letters", unk=True,
         sha1="090b5e7e70c295757f55df93cb0a180b9691891a",
-        url="http://d2l-data.s3-accelerate.amazonaws.com/timemachine.txt"),
-    "lyrics_zh": NamedCorpus("lyrics_zh.txt", "lyrics", unk=False),
+        url="http://d2l-data.s3-accelerate.amazonaws.com/timemachine.txt",
+        prefixes=("time traveller", "traveller")),
+    "lyrics_zh": NamedCorpus("lyrics_zh.txt", "lyrics", unk=False, prefixes=("分开", "不分开")),
 }
 
 
@@ -115,8 +128,10 @@ class Corpus:
     source: Path
     chars: str
     vocab: Vocab
-    spec: str = ""             # what was asked for: a name or a path
+    spec: str = ""             # what was asked for: a name, or a file's absolute path
     max_chars: int = DEFAULT_MAX_CHARS
+    preprocessing: str = "lyrics"
+    prefixes: tuple = ()       # the defaults to generate from (see the module doc)
 
     @property
     def corpus_indices(self) -> np.ndarray:
@@ -132,7 +147,12 @@ def repository_data_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rnn-core"
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "rnn-core"
+    try:
+        return Path.home() / ".cache" / "rnn-core"
+    except RuntimeError:         # no HOME and no entry in the password database
+        return Path(tempfile.gettempdir()) / "rnn-core-cache"
 
 
 def search_dirs() -> list[Path]:
@@ -178,31 +198,53 @@ def find_corpus_file(name: str) -> Path:
     named = NAMED_CORPORA[name]
     folders = search_dirs()
     for folder in folders:
-        if (folder / named.file).is_file():
+        try:
+            found = (folder / named.file).is_file()
+        except OSError as error:        # a folder we may not look into
+            raise CorpusError(
+                f"cannot look for {named.file} in {folder} ({error.strerror}): make the folder "
+                "readable, or point RNN_CORE_DATA at another folder that holds the file") from error
+        if found:
             return _verified(folder / named.file, named)
-    where = "\n  ".join(str(folder) for folder in folders)
+    where = ", ".join(str(folder) for folder in folders)     # one line, as every error is
     if named.url is None:
-        raise CorpusError(f"corpus {name!r} ({named.file}) is in none of:\n  {where}")
+        raise CorpusError(f"corpus {name!r} ({named.file}) is in none of: {where}; put it in "
+                          "one of them, or point RNN_CORE_DATA at the folder that holds it")
     try:
         return download(named.url, cache_dir() / named.file, named.sha1)
     except (OSError, ValueError) as error:   # no network, refused, or a write that failed
         raise CorpusError(
             f"corpus {name!r} was not found and could not be downloaded from {named.url} "
-            f"({error}). Put {named.file} (sha1 {named.sha1}) in one of:\n  {where}\n"
-            "or point RNN_CORE_DATA at the folder that holds it") from error
+            f"({error}). Put {named.file} (sha1 {named.sha1}) in one of: {where}; or point "
+            "RNN_CORE_DATA at the folder that holds it") from error
 
 
 # ---- reading and preprocessing -----------------------------------------------------------------
 def read_text(path: Path) -> str:
     """The UTF-8 text of a ``.txt`` file, or of the one text member of a ``.zip``."""
     path = Path(path)
-    if not path.is_file():
-        raise CorpusError(f"corpus file {str(path)!r} does not exist (or is not a file); "
-                          f"give a .txt or .zip path, or one of the names {', '.join(NAMED_CORPORA)}")
-    if zipfile.is_zipfile(path) or path.suffix == ".zip":
-        data = _read_zip_member(path)
-    else:
-        data = path.read_bytes()
+    try:
+        is_file = stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        is_file = False
+    except OSError as error:
+        raise CorpusError(f"cannot read corpus file {path} ({error.strerror}): make it and its "
+                          f"folder readable (chmod u+r {path}) or copy it somewhere you can "
+                          "read") from error
+    if not is_file:
+        raise CorpusError(f"corpus file {str(path)!r} does not exist (or is not a file); give a "
+                          f".txt or .zip path, or one of the names {', '.join(NAMED_CORPORA)}")
+    try:
+        if zipfile.is_zipfile(path) or path.suffix == ".zip":
+            data = _read_zip_member(path)
+        else:
+            data = path.read_bytes()
+    except PermissionError as error:
+        raise CorpusError(f"cannot read corpus file {path} ({error.strerror}): make it readable "
+                          f"(chmod u+r {path}) or copy it somewhere you can read") from error
+    except OSError as error:
+        raise CorpusError(f"cannot read corpus file {path} ({error.strerror}): check the file "
+                          "and the disk, or copy the text to another file") from error
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -223,7 +265,7 @@ def _read_zip_member(path: Path) -> bytes:
                     f"{': ' + ', '.join(members) if members else ''}; unzip the one you want and "
                     "give its path")
             return archive.read(wanted[0])
-    except CorpusError:
+    except (CorpusError, PermissionError):
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, zlib.error,
             NotImplementedError, ValueError) as error:   # damaged data, unknown compression
@@ -232,12 +274,55 @@ def _read_zip_member(path: Path) -> bytes:
 
 
 def preprocess(text: str, how: str) -> str:
+    text = unicodedata.normalize("NFC", text)
     if how == "lyrics":
         return text.replace("\n", " ").replace("\r", " ")
     if how == "letters":
         return "".join(re.sub("[^A-Za-z]+", " ", line).strip().lower()
                        for line in text.splitlines())
     raise ValueError(f"unknown preprocessing {how!r}: choose lyrics or letters")
+
+
+def prepare_prefix(prefix: str, how: str) -> str:
+    """A prefix as the corpus's preprocessing would have written it: composed Unicode (NFC);
+    with ``letters``, lower-cased, each run of other characters one space. Nothing is
+    stripped, so ``"the "`` still ends with a space."""
+    prefix = unicodedata.normalize("NFC", prefix)
+    if how == "letters":
+        return re.sub("[^A-Za-z]+", " ", prefix).lower()
+    return preprocess(prefix, how)
+
+
+def usable_prefix(given: str, how: str, vocab: "Vocab", option: str, example: str) -> str:
+    """``given`` through :func:`prepare_prefix`, or an error naming ``option``: a prefix that is
+    empty, that the preprocessing leaves nothing of, or that the vocabulary cannot read."""
+    prefix = prepare_prefix(given, how)
+    if not given:
+        problem = "is empty"
+    elif not prefix.strip() and prefix != given:
+        problem = "has nothing left after the corpus's preprocessing (letters only)"
+    else:
+        try:
+            vocab.encode(prefix)
+            return prefix
+        except VocabularyError as error:
+            raise VocabularyError(f"{option}: {error}") from None
+    raise VocabularyError(f"{option} {given!r} {problem}: give at least one character of the "
+                          f"corpus to start from, for example {option} {example}")
+
+
+def preprocessing_of(spec: str) -> str:
+    """The preprocessing of the corpus a checkpoint names: a named corpus's own, else ``lyrics``."""
+    named = NAMED_CORPORA.get(spec)
+    return named.preprocess if named else "lyrics"
+
+
+def first_word(chars: str) -> tuple:
+    """A user's corpus's default prefix: its first word, or its first two characters where the
+    text has no spaces between words (Chinese) or the word is long."""
+    words = chars.split()
+    word = words[0] if words else chars[:2]
+    return (word if len(word) <= 12 else word[:2],)
 
 
 def load_corpus(corpus: str | os.PathLike | None = None, *, max_chars: int = DEFAULT_MAX_CHARS,
@@ -254,10 +339,12 @@ def load_corpus(corpus: str | os.PathLike | None = None, *, max_chars: int = DEF
     if name in NAMED_CORPORA:
         named = NAMED_CORPORA[name]
         path = find_corpus_file(name)
+        spec = name
     else:
         path = Path(name).expanduser()
         named = NamedCorpus(path.name, "lyrics", unk=False)
         name = path.stem.split(".")[0]
+        spec = os.path.abspath(path)     # recorded in checkpoints: found again from any folder
     how = preprocessing or named.preprocess
     text = preprocess(read_text(path), how)
     chars = text[:max_chars] if max_chars else text
@@ -265,8 +352,9 @@ def load_corpus(corpus: str | os.PathLike | None = None, *, max_chars: int = DEF
         raise CorpusError(f"corpus {str(path)!r} has no text after {how} preprocessing; "
                           "give a file with some text in it")
     vocab = Vocab(text if named.unk else chars, unk=named.unk)
-    return Corpus(name=name, source=path, chars=chars, vocab=vocab,
-                  spec=DEFAULT_CORPUS if corpus is None else str(corpus), max_chars=max_chars)
+    return Corpus(name=name, source=path, chars=chars, vocab=vocab, spec=spec,
+                  max_chars=max_chars, preprocessing=how,
+                  prefixes=named.prefixes or first_word(chars))
 
 
 def load_data_jay_lyrics(max_chars: int = DEFAULT_MAX_CHARS):

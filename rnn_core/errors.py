@@ -24,3 +24,8 @@ class VocabularyError(RNNCoreError, ValueError):
 
 class TrainingDiverged(RNNCoreError, FloatingPointError):
     """The loss became NaN or infinite."""
+
+
+class OutputError(RNNCoreError, OSError):
+    """An output file (``--save``, ``--plot``, ``--json``) that cannot or must not be written: a
+    folder, a device, one of the run's inputs, no permission, no space left."""

@@ -27,11 +27,20 @@ def concatenated_matmul_identity(ops, seed: int = 0):
     return separate, joined, float(np.max(np.abs(separate - joined)))
 
 
+def parser() -> argparse.ArgumentParser:
+    p = cli.ArgumentParser(
+        prog="python -m rnn_core.identity",
+        description="Check on one backend the chapter's identity: the hidden layer's two "
+                    "products equal one product of concatenated matrices.")
+    p.add_argument("--backend", default="numpy",
+                   help=f"one of {', '.join(BACKEND_NAMES)} (default numpy)")
+    p.add_argument("--seed", type=cli.non_negative_int, default=0,
+                   help="seeds the random matrices (default 0)")
+    return p
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m rnn_core.identity", description=__doc__.split("\n")[0])
-    p.add_argument("--backend", default="numpy", help=f"one of {', '.join(BACKEND_NAMES)}")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
+    args = parser().parse_args(argv)
     ops = get_backend(args.backend, "auto")
     separate, joined, difference = concatenated_matmul_identity(ops, args.seed)
     np.set_printoptions(precision=6, suppress=True)

@@ -1,12 +1,15 @@
 """Perplexity curves as a matplotlib ``Figure``, built with the object-oriented API (no pyplot, no
 ``matplotlib.use``), so drawing one changes no process-wide state: a notebook shows it inline, a
-command-line tool saves it as a PNG. Text in the picture is ASCII only (backend names, axis
-labels), so it renders the same on every machine without a CJK font."""
+command-line tool saves it as a PNG, at exactly the path given, written atomically
+(:func:`rnn_core.outputs.write_atomically`). Text in the picture is ASCII only (backend names,
+axis labels), so it renders the same on every machine without a CJK font."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from rnn_core.errors import RNNCoreError
+from rnn_core.outputs import write_atomically
 
 
 def perplexity_figure(curves: dict, title: str = ""):
@@ -38,9 +41,7 @@ def perplexity_figure(curves: dict, title: str = ""):
 
 
 def perplexity_plot(curves: dict, path, title: str = "") -> Path:
-    """``curves``: ``{label: [perplexity of epoch 1, 2, ...]}`` -> a PNG at ``path``."""
-    figure = perplexity_figure(curves, title)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png")
-    return path
+    """``curves``: ``{label: [perplexity of epoch 1, 2, ...]}`` -> a PNG at exactly ``path``."""
+    image = io.BytesIO()
+    perplexity_figure(curves, title).savefig(image, format="png")
+    return write_atomically(path, image.getvalue(), "the plot")

@@ -8,18 +8,28 @@ The defaults are the book's Jay Chou settings; ``--help`` lists every option. ``
 trains the framework's own RNN layer instead (consecutive sampling by default, as in the book's
 concise runs; ``--optimizer adam`` defaults to the book's PyTorch learning rate 1e-3).
 ``--save PATH`` writes a checkpoint any backend can load; ``--resume PATH`` continues one.
+Every run ends with its last epoch's lines, whatever ``--epochs`` and ``--pred-period`` are.
+
+Before the first epoch, the outputs are checked (``rnn_core/outputs.py``) and the model's memory
+is estimated, so that a run that cannot save or cannot fit says so at once, not hours later.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from pathlib import Path
 
-from rnn_core import checkpoint, cli
+from rnn_core import checkpoint, cli, model, outputs
 from rnn_core.backend import BACKEND_NAMES, DEVICES, get_backend
 from rnn_core.cells import CELLS
-from rnn_core.data import DEFAULT_MAX_CHARS, NAMED_CORPORA, load_corpus
+from rnn_core.data import DEFAULT_MAX_CHARS, NAMED_CORPORA, load_corpus, usable_prefix
+from rnn_core.errors import CorpusError, RNNCoreError
 from rnn_core.train import (TrainConfig, book_defaults, make_forward, resolve_grad,
                              train_and_predict_rnn)
+
+MAX_PRED_LEN = 100_000       # longer texts: python -m rnn_core.generate, which prints as it goes
+PLOT_BYTES = 200_000         # room for the PNG, checked before training
 
 # Options that define the model and its training: from the book (or the checkpoint) unless given.
 HYPERPARAMETERS = {"hidden": "num_hiddens", "num_steps": "num_steps", "batch_size": "batch_size",
@@ -29,9 +39,10 @@ HYPERPARAMETERS = {"hidden": "num_hiddens", "num_steps": "num_steps", "batch_siz
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         prog="python -m rnn_core.run",
-        description="Train the character-level RNN of Dive into Deep Learning on one backend.")
+        description="Train the character-level RNN of Dive into Deep Learning on one backend, "
+                    "printing the perplexity and a continuation of each prefix as the book does.")
     p.add_argument("--backend", default="numpy",
                    help=f"one of {', '.join(BACKEND_NAMES)} (default numpy)")
     p.add_argument("--device", default="auto", choices=DEVICES,
@@ -43,11 +54,14 @@ def parser() -> argparse.ArgumentParser:
                    help=f"keep the corpus's first N characters; 0 keeps all "
                         f"(default {DEFAULT_MAX_CHARS})")
     p.add_argument("--model", choices=("scratch", "concise"), default=None,
-                   help="scratch: the chapter's RNN (default); concise: the framework's RNN layer")
-    p.add_argument("--optimizer", choices=("sgd", "adam"), default=None, help="default sgd")
+                   help="scratch: the chapter's RNN; concise: the framework's RNN layer "
+                        "(default scratch)")
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default=None,
+                   help="sgd, as in the scratch chapter, or adam, as in the book's PyTorch run "
+                        "(default sgd)")
     p.add_argument("--cell", choices=tuple(CELLS), default=None,
-                   help="rnn (default), gru or lstm; each with its book settings (160 epochs, "
-                        "consecutive sampling for the gru and lstm)")
+                   help="rnn, gru or lstm; each with its book settings (160 epochs, "
+                        "consecutive sampling for the gru and lstm) (default rnn)")
     p.add_argument("--variant", choices=sorted({v for c in CELLS.values() for v in c}),
                    default=None, help="the gru's formula: book (default for scratch) or "
                                       "reset_after (the frameworks' layers; default for concise)")
@@ -55,39 +69,50 @@ def parser() -> argparse.ArgumentParser:
                    help="recurrent layers stacked (default 1)")
     p.add_argument("--init", choices=("normal", "uniform"), default=None,
                    help="normal: N(0, 0.01²) weights, zero biases (the scratch chapter); uniform: "
-                        "PyTorch's default U(±1/√hidden) (default for --model concise "
+                        "PyTorch's default U(±1/√hidden) (default uniform for --model concise "
                         "--optimizer adam, as in the book's PyTorch run; normal otherwise)")
     p.add_argument("--sampling", choices=("random", "consecutive"), default=None,
-                   help="default: random for scratch, consecutive for concise (as in the book)")
+                   help="how minibatches are drawn (default: random for scratch, consecutive "
+                        "for concise, as in the book)")
     p.add_argument("--epochs", type=cli.positive_int, default=None,
                    help="train until this epoch (default 250; 160 for the gru and lstm)")
-    p.add_argument("--num-steps", type=cli.positive_int, default=None, help="default 35")
-    p.add_argument("--batch-size", type=cli.positive_int, default=None, help="default 32")
-    p.add_argument("--hidden", type=cli.positive_int, default=None, help="default 256")
+    p.add_argument("--num-steps", type=cli.positive_int, default=None,
+                   help="time steps per example (default 35)")
+    p.add_argument("--batch-size", type=cli.positive_int, default=None,
+                   help="examples per minibatch (default 32)")
+    p.add_argument("--hidden", type=cli.positive_int, default=None,
+                   help="hidden units (default 256)")
     p.add_argument("--lr", type=cli.positive_float, default=None,
                    help="learning rate (default: 100 with sgd, 0.001 with adam, as in the book)")
     p.add_argument("--clip", type=cli.positive_float, default=None,
                    help="gradient clipping threshold θ, global L2 norm (default 0.01)")
     p.add_argument("--pred-period", type=cli.positive_int, default=None,
-                   help="default 50; 40 for the gru and lstm")
-    p.add_argument("--pred-len", type=cli.positive_int, default=None, help="default 50")
-    p.add_argument("--prefixes", nargs="+", default=None, help="default: 分开 不分开")
-    p.add_argument("--seed", type=int, default=None,
-                   help="seeds the weights and the sampler (default 0): same seed, same numbers")
+                   help="print the perplexity and the generated text every N epochs, and "
+                        "always after the last one (default 50; 40 for the gru and lstm)")
+    p.add_argument("--pred-len", type=cli.positive_int, default=None,
+                   help=f"characters generated after each prefix, at most {MAX_PRED_LEN:,} "
+                        "(default 50)")
+    p.add_argument("--prefixes", nargs="+", default=None,
+                   help="the texts to continue (default: the corpus's: 分开 不分开 for the lyrics, "
+                        "'time traveller' 'traveller' for timemachine, a file's first word)")
+    p.add_argument("--seed", type=cli.non_negative_int, default=None,
+                   help="seeds the weights and the sampler: same seed, same numbers (default 0)")
     p.add_argument("--grad", choices=("auto", "autograd", "bptt"), default=None,
                    help="autograd: the framework's; bptt: the hand-written backpropagation "
                         "through time (default auto: bptt on numpy, autograd elsewhere)")
     p.add_argument("--book-path", action="store_true",
                    help="run exactly the book's way: one-hot inputs, per-step outputs, "
-                        "the loss read after every batch (same numbers, slower)")
+                        "the loss read after every batch (same numbers, slower; default off)")
     p.add_argument("--save", metavar="PATH",
                    help="write a checkpoint (.npz) every --pred-period epochs, at the end, "
-                        "and on Ctrl-C")
+                        "and on Ctrl-C or SIGTERM (default: none)")
     p.add_argument("--resume", metavar="PATH",
-                   help="continue the training a checkpoint recorded, up to --epochs")
-    p.add_argument("--plot", metavar="PATH", help="save the perplexity curve as a PNG")
+                   help="continue the training a checkpoint recorded, up to --epochs "
+                        "(default: none)")
+    p.add_argument("--plot", metavar="PATH",
+                   help="save the perplexity curve as a PNG at exactly PATH (default: none)")
     p.add_argument("--quiet", action="store_true",
-                   help="print only the last epoch's lines (and no progress bar)")
+                   help="print only the last epoch's lines, and no progress bar (default off)")
     cli.add_numerics_options(p)
     return p
 
@@ -118,13 +143,8 @@ def main(argv=None) -> int:
     saved = checkpoint.load(args.resume) if args.resume else None
     if saved is not None:
         config = resumed_config(args, saved)
-        for option, value in (("--corpus", args.corpus), ("--max-chars", args.max_chars)):
-            if value is not None and str(value) != str(
-                    saved.corpus if option == "--corpus" else saved.max_chars):
-                raise checkpoint.CheckpointError(
-                    f"{option} {value} contradicts the checkpoint (trained on corpus "
-                    f"{saved.corpus!r}, max_chars {saved.max_chars}): leave it out to resume")
-        corpus = load_corpus(saved.corpus, max_chars=saved.max_chars)
+        corpus = resumed_corpus(args, saved)
+        checkpoint.check_compatible(saved, corpus.vocab.idx_to_char, config.num_hiddens)
     else:
         config = book_config(args)
         corpus = load_corpus(args.corpus, max_chars=DEFAULT_MAX_CHARS if args.max_chars is None
@@ -133,22 +153,31 @@ def main(argv=None) -> int:
                           ("pred_len", "pred_len")):
         if getattr(args, option) is not None:
             setattr(config, field, getattr(args, option))
-    if args.prefixes is not None:
-        config.prefixes = tuple(args.prefixes)
+    config.book_path = config.book_path or args.book_path   # the same numbers, either path
+    if config.pred_len > MAX_PRED_LEN:
+        raise RNNCoreError(f"--pred-len {config.pred_len} is more than the {MAX_PRED_LEN:,} "
+                           "characters a training log prints: write long texts with python -m "
+                           "rnn_core.generate --checkpoint PATH --num-chars N, which prints as it "
+                           "goes")
+    given = args.prefixes if args.prefixes is not None else (
+        config.prefixes if saved is not None else corpus.prefixes)
+    config.prefixes = tuple(usable_prefix(prefix, corpus.preprocessing, corpus.vocab,
+                                          "--prefixes", corpus.prefixes[0]) for prefix in given)
     if saved is not None and config.num_epochs <= saved.epoch:
         raise checkpoint.CheckpointError(
             f"the checkpoint has already trained {saved.epoch} epochs: give --epochs above "
             f"{saved.epoch} to train further")
     ops = get_backend(args.backend, args.device, **cli.numerics_options(args))
-    for prefix in config.prefixes:      # fail before training, not after it
-        if not prefix:
-            raise ValueError("--prefixes: a prefix is empty; give at least one character to "
-                             "start from, for example --prefixes 分开")
-        corpus.vocab.encode(prefix)
     resolve_grad(ops, config)
     make_forward(ops, corpus.vocab.vocab_size, config)
-    if saved is not None:
-        checkpoint.check_compatible(saved, corpus.vocab.idx_to_char, config.num_hiddens)
+    cli.check_memory(memory_needed(corpus.vocab.vocab_size, config),
+                     f"a model of {config.num_hiddens} hidden units on "
+                     f"{corpus.vocab.vocab_size} characters, in batches of {config.batch_size} "
+                     f"× {config.num_steps} steps,",
+                     "lower --hidden, --batch-size or --num-steps")
+    check_outputs(args, corpus, config)
+    if not config.book_path:    # the book's path allocates as the book's code does
+        cli.keep_freed_buffers(ops)
     header = (f"backend {ops.name} {ops.version} on {ops.device}{cli.describe_numerics(ops)}; "
               f"corpus {corpus.name}: "
               f"{len(corpus.chars)} characters, vocab_size {corpus.vocab.vocab_size}; "
@@ -157,29 +186,92 @@ def main(argv=None) -> int:
               f"{config.sampling} sampling, "
               f"{config.optimizer} lr {config.lr:g}, grad {config.grad}"
               + (f"; resuming after epoch {saved.epoch}" if saved else ""))
-    progress = cli.Progress() if not args.quiet else None
-    lines = []                  # --quiet: only the last block of lines is printed, at the end
-    log = lines.append if args.quiet else progress.print
-    if not args.quiet:
+    written = [path for path in (args.save, args.plot) if path]
+    out = cli.Progress(bar=not args.quiet,
+                       keep_going=f"writes {' and '.join(written)}" if written else None)
+    last_block = []             # --quiet: only the last epoch's lines, printed at the end
+    if args.quiet:
+        def log(line):
+            if line.startswith("epoch"):
+                last_block.clear()
+            last_block.append(line)
+    else:
+        log = out.print
         log(header)
     try:
         _, history = train_and_predict_rnn(
             ops, corpus, config, log=log, resume=saved, save=args.save,
-            on_epoch=progress.update if progress else None)
+            on_epoch=None if args.quiet else out.update)
     finally:
-        if progress:
-            progress.close()
-    if args.quiet:
-        last = max((i for i, line in enumerate(lines) if line.startswith("epoch")), default=None)
-        for line in ([] if last is None else lines[last:]) or [
-                f"epoch {history[-1].epoch}, perplexity {history[-1].perplexity:.2f}"]:
-            print(line)
+        out.close()
+        for line in last_block:
+            out.print(line)
     if args.plot:
         from rnn_core.plot import perplexity_plot
         curve = (list(saved.history) if saved else []) + [r.perplexity for r in history]
         perplexity_plot({ops.name: curve}, args.plot, f"{config.model} model on {ops.name}")
-        print(f"plot: {args.plot}")
+        out.print(f"plot: {args.plot}")
     return 0
+
+
+def resumed_corpus(args, saved: checkpoint.Checkpoint):
+    """The corpus a checkpoint was trained on, or the one ``--corpus`` names if it has moved
+    (its vocabulary must be the checkpoint's, which :func:`checkpoint.check_compatible` checks)."""
+    if args.max_chars is not None and args.max_chars != saved.max_chars:
+        raise checkpoint.CheckpointError(
+            f"--max-chars {args.max_chars} contradicts the checkpoint (trained on the first "
+            f"{saved.max_chars} characters of {saved.corpus!r}): leave it out to resume")
+    try:
+        return load_corpus(args.corpus or saved.corpus, max_chars=saved.max_chars)
+    except CorpusError as error:
+        if args.corpus:
+            raise
+        raise CorpusError(f"{error}. The checkpoint was trained on {saved.corpus!r}: give "
+                          "--corpus PATH to say where that text is now") from error
+
+
+def weight_shapes(vocab_size: int, config: TrainConfig) -> list:
+    """The shapes of the configured model's weights (any cell, any number of layers)."""
+    kind = model.params_type(config.cell, config.variant, config.num_layers)
+    return model.param_shapes(kind, vocab_size, config.num_hiddens)
+
+
+def memory_needed(vocab_size: int, config: TrainConfig) -> int:
+    """Bytes a training run needs at least, roughly: float32 weights four times over (the
+    weights, their gradients, the update, the copy made on the way to the device), Adam's two
+    moments, the largest weight drawn in float64 first, and a minibatch's activations (each
+    layer's gates and states and their gradients at every step; the logits, their softmax and
+    its gradient; one-hot inputs)."""
+    sizes = [math.prod(shape) for shape in weight_shapes(vocab_size, config)]
+    copies = 4 + (2 if config.optimizer == "adam" else 0)
+    gates = sum(len(shape) == 2 and shape[0] == shape[1] == config.num_hiddens
+                for shape in weight_shapes(vocab_size, config))       # the W_h* of every layer
+    per_step = 4 * gates * config.num_hiddens + 4 * vocab_size
+    activations = config.num_steps * config.batch_size * per_step
+    return 4 * (sum(sizes) * copies + activations) + 8 * max(sizes)
+
+
+def check_outputs(args, corpus, config: TrainConfig) -> None:
+    """Refuse, before the first epoch, a --save or --plot that cannot or must not be written."""
+    outputs.check_distinct({"--corpus": corpus.source, "--resume": args.resume,
+                            "--save": args.save, "--plot": args.plot},
+                           may_share=(("--save", "--resume"),))   # continuing a checkpoint
+    if args.save is not None:
+        weights = sum(math.prod(shape) for shape in weight_shapes(corpus.vocab.vocab_size, config))
+        outputs.check_output(args.save, "--save", "checkpoint", checkpoint.estimated_size(
+            weights, corpus.vocab.vocab_size, config.optimizer, config.num_epochs))
+    if args.plot is not None:
+        suffix = Path(args.plot).suffix
+        if suffix and suffix.lower() != ".png":
+            raise RNNCoreError(f"--plot {args.plot}: the plot is a PNG image, not {suffix}: "
+                               f"give a name ending in .png, for example --plot "
+                               f"{Path(args.plot).with_suffix('.png')}")
+        outputs.check_output(args.plot, "--plot", "png", PLOT_BYTES)
+
+
+def command() -> int:
+    """The ``rnn-core`` console script: :func:`main` as a command."""
+    return cli.run_main(main)
 
 
 if __name__ == "__main__":

@@ -230,15 +230,17 @@ def first_losses(ops: Ops, corpus: Corpus, config: TrainConfig, num_batches: int
 def train_and_predict_rnn(ops: Ops, corpus: Corpus, config: TrainConfig,
                           log: Callable[[str], None] = print, params=None, *,
                           resume=None, save=None, on_epoch: Callable | None = None):
-    """The book's ``train_and_predict_rnn``: trains, and every ``pred_period`` epochs logs
-    ``epoch E, perplexity P, time T sec`` and a continuation of each prefix. Returns
+    """The book's ``train_and_predict_rnn``: trains, and every ``pred_period`` epochs (and after
+    the last) logs ``epoch E, perplexity P, time T sec`` and a continuation of each prefix
+    (``pred_period=0``: never). Returns
     ``(params, history)`` with one :class:`EpochResult` per epoch trained in this call.
 
     ``resume`` (a :class:`rnn_core.checkpoint.Checkpoint`) continues where it stopped: the same
     weights, optimiser state and sampler state, so the numbers are those of an uninterrupted run.
     ``save`` (a path) writes a checkpoint every ``pred_period`` epochs, at the end, and, on
-    Ctrl-C, the last completed epoch before the interrupt is passed on. ``on_epoch(result,
-    num_epochs)`` is called after every epoch (a progress bar)."""
+    Ctrl-C, the last completed epoch before the interrupt is passed on; a write that fails
+    raises :class:`rnn_core.errors.OutputError` and leaves the last good checkpoint as it was.
+    ``on_epoch(result, num_epochs)`` is called after every epoch (a progress bar)."""
     from rnn_core import checkpoint
     from rnn_core.predict import predict_rnn
 
@@ -280,7 +282,8 @@ def train_and_predict_rnn(ops: Ops, corpus: Corpus, config: TrainConfig,
             done = (epoch, params, opt_state, rng.getstate())
             if on_epoch is not None:
                 on_epoch(result, config.num_epochs)
-            if config.pred_period and epoch % config.pred_period == 0:
+            if config.pred_period and (epoch % config.pred_period == 0 or
+                                       epoch == config.num_epochs):   # and always the last
                 log(f"epoch {epoch}, perplexity {result.perplexity:.2f}, "
                     f"time {result.seconds:.2f} sec")
                 for prefix in config.prefixes:
@@ -294,5 +297,7 @@ def train_and_predict_rnn(ops: Ops, corpus: Corpus, config: TrainConfig,
             write(*done)
             log(f"interrupted during epoch {done[0] + 1}: saved epoch {done[0]} to {save}; "
                 f"continue with --resume {save}")
+        elif save:
+            log(f"interrupted during epoch {start}, before it completed: nothing to save")
         raise
     return params, history

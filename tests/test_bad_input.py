@@ -38,7 +38,7 @@ BAD_FILES = {
 
 @pytest.mark.parametrize("args,message", [
     (["--prefixes", "分开", "xyz"], "'xyz' has characters the vocabulary has never seen: 'x', 'y', 'z'"),
-    (["--prefixes", ""], "--prefixes: a prefix is empty"),
+    (["--prefixes", ""], "--prefixes '' is empty"),
     (["--pred-len", "0"], "--pred-len: must be a positive integer, got '0'"),
     (["--pred-len", "-3"], "--pred-len: must be a positive integer, got '-3'"),
     (["--epochs", "0"], "--epochs: must be a positive integer, got '0'"),

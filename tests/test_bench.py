@@ -78,18 +78,6 @@ def test_bench_prints_a_table_and_writes_json(tmp_path, selected):
     assert rows[(other, "scratch", "fast")]["speedup_over_book"] > 0
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux's")
-def test_the_fast_path_keeps_freed_buffers_on_linux(ops, monkeypatch):
-    """NumPy's and PyTorch's compile() ask glibc to keep large freed buffers (their fast path's
-    speed-up is measured in docs/benchmarks.md); done once, it reports that it took effect.
-    TensorFlow and MXNet pool their own memory and leave glibc as it is."""
-    from rnn_core.backends import _allocator
-    monkeypatch.setattr(_allocator, "_kept", None)          # as in a fresh process
-    ops.compile(lambda x: x)
-    assert _allocator._kept is (True if ops.name in ("numpy", "torch") else None)
-    assert _allocator.keep_freed_buffers() and _allocator.keep_freed_buffers()
-
-
 def row(backend, path, tokens, large, recurrent):
     """A synthetic row of the bench: the figures summarise() reads."""
     return {"backend": backend, "device": "cpu", "model": "scratch", "path": path,

@@ -51,7 +51,7 @@ def test_generate_samples_reproducibly_with_a_seed(trained):
 
 @pytest.mark.parametrize("args,message", [
     (["--prefix", "QQ"], "'Q'"),
-    (["--temperature", "-1"], "--temperature must be 0"),
+    (["--temperature", "-1"], "--temperature: must be 0 or a positive finite number"),
     (["--num-chars", "0"], "must be a positive integer"),
 ])
 def test_generate_refuses_bad_input_clearly(trained, args, message):

@@ -1,0 +1,92 @@
+"""Run a command-line tool with operating-system faults injected (a helper of the tests):
+
+    python tests/faults.py FAULT[;FAULT...] MODULE [ARGS...]
+
+The tool runs as ``python -m MODULE ARGS`` would, through its own ``__main__``, with these faults:
+
+* ``enospc-after=N``: after N successful ``fsync`` calls on regular files, every further one
+  fails with ENOSPC, as a disk that fills up during training does (the first N saves succeed);
+* ``free-bytes=N``: every disk reports N bytes free;
+* ``interrupt-at-epoch=N``: Ctrl-C arrives during epoch N;
+* ``mallopt-log=PATH``: glibc's ``mallopt`` is replaced by one that appends its arguments to
+  PATH (and changes nothing).
+"""
+import ctypes
+import errno
+import os
+import runpy
+import stat
+import sys
+
+
+def fail(code, path=None):
+    raise OSError(code, os.strerror(code), path)
+
+
+def enospc_after(count):
+    real, calls = os.fsync, [0]
+
+    def fsync(descriptor):
+        if stat.S_ISREG(os.fstat(descriptor).st_mode):
+            calls[0] += 1
+            if calls[0] > int(count):
+                fail(errno.ENOSPC)
+        return real(descriptor)
+    os.fsync = fsync
+
+
+def free_bytes(count):
+    import shutil
+    real = shutil.disk_usage
+
+    def disk_usage(path):
+        total, used, _ = real(path)
+        return type(real(path))(total, used, int(count))
+    shutil.disk_usage = disk_usage
+
+
+def interrupt_at_epoch(epoch):
+    from rnn_core import train
+    real = train.train_epoch
+
+    def train_epoch(*args, **kwargs):
+        if args[7] == int(epoch):                # train_epoch(ops, step, ..., rng, epoch)
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+    train.train_epoch = train_epoch
+
+
+def mallopt_log(path):
+    real = ctypes.CDLL
+
+    class Recording:
+        def __init__(self, library):
+            self.library = library
+
+        def __getattr__(self, name):
+            if name != "mallopt":
+                return getattr(self.library, name)
+
+            def mallopt(parameter, value):
+                with open(path, "a") as log:
+                    log.write(f"{parameter} {value}\n")
+                return 1
+            return mallopt
+
+    def cdll(name, *args, **kwargs):
+        library = real(name, *args, **kwargs)
+        return Recording(library) if name is None else library
+    ctypes.CDLL = cdll
+
+
+FAULTS = {"enospc-after": enospc_after, "free-bytes": free_bytes,
+          "interrupt-at-epoch": interrupt_at_epoch, "mallopt-log": mallopt_log}
+
+if __name__ == "__main__":
+    faults, module, *arguments = sys.argv[1:]
+    sys.path[0] = os.getcwd()          # as `python -m` has it, not this file's folder
+    for fault in filter(None, faults.split(";")):
+        name, _, value = fault.partition("=")
+        FAULTS[name](value)
+    sys.argv = [module, *arguments]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)

@@ -1,0 +1,129 @@
+"""Faults anywhere are one clear line (issue 14, C): unreadable files and folders, a broken or
+closed standard output, an encoding that cannot show the corpus, a model too large for memory,
+SIGTERM. Through the command line, with real permissions (root's dropped by setpriv), and a full
+disk or an interrupt injected by tests/faults.py."""
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from rnn_core import checkpoint
+from test_saving import ROOT, SMALL, chmod, files, one_clear_line, run  # noqa: F401
+
+
+def popen(*args, **kwargs):
+    return subprocess.Popen([sys.executable, "-u", "-m", "rnn_core.run", *args], cwd=ROOT,
+                            stdin=subprocess.DEVNULL, **kwargs)
+
+
+def test_an_unreadable_corpus_names_the_file_and_the_fix(tmp_path, chmod):
+    corpus = tmp_path / "mine.txt"
+    corpus.write_text("分开 不分开 " * 400, encoding="utf-8")
+    chmod(corpus, 0o000)
+    result = run(*SMALL, "--epochs", "1", "--corpus", str(corpus), as_user=True)
+    one_clear_line(result, f"cannot read corpus file {corpus} (Permission denied)", "chmod u+r")
+
+
+def test_an_unreadable_data_folder_names_the_folder_and_the_fix(tmp_path, monkeypatch, chmod):
+    monkeypatch.setenv("RNN_CORE_DATA", str(tmp_path))
+    chmod(tmp_path, 0o000)
+    result = run(*SMALL, "--epochs", "1", "--corpus", "jaychou", as_user=True)
+    one_clear_line(result, f"in {tmp_path} (Permission denied)", "make the folder readable",
+                   "RNN_CORE_DATA")
+
+
+def test_an_unreadable_checkpoint_names_the_file_and_the_fix(tmp_path, chmod):
+    path = tmp_path / "ck.npz"
+    assert run(*SMALL, "--epochs", "1", "--save", str(path)).returncode == 0
+    chmod(path, 0o000)
+    result = run("--resume", str(path), "--epochs", "2", as_user=True)
+    one_clear_line(result, f"cannot read checkpoint {path} (Permission denied)", "chmod u+r")
+    result = run("--checkpoint", str(path), module="rnn_core.generate", as_user=True)
+    one_clear_line(result, f"cannot read checkpoint {path} (Permission denied)")
+
+
+def test_a_plot_that_cannot_be_written_at_the_end_is_one_line(tmp_path):
+    """The checkpoint (two fsyncs: epochs 1 and 2) is written; the disk is full for the plot."""
+    result = run(*SMALL, "--epochs", "2", "--pred-period", "1", "--save",
+                 str(tmp_path / "ck.npz"), "--plot", str(tmp_path / "curve.png"),
+                 faults="enospc-after=2")
+    one_clear_line(result, f"could not write the plot {tmp_path / 'curve.png'}",
+                   "No space left on device")
+    assert checkpoint.load(tmp_path / "ck.npz").epoch == 2
+    assert files(tmp_path) == ["ck.npz"]
+
+
+def test_a_broken_stdout_does_not_stop_the_run_from_saving(tmp_path, backend_name):
+    """`run ... --save ck.npz | head -2`: the reader goes after two lines; the run goes on."""
+    path = tmp_path / "ck.npz"
+    process = popen(*SMALL, "--backend", backend_name, "--epochs", "4", "--pred-period", "1",
+                    "--save", str(path), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for _ in range(2):
+        process.stdout.readline()
+    process.stdout.close()
+    error = process.stderr.read().decode()
+    assert process.wait(timeout=300) == 0, error
+    assert error.strip().splitlines() == [
+        f"note: cannot write to standard output any more (Broken pipe); training goes on and "
+        f"writes {path}, printing nothing more"]
+    assert checkpoint.load(path).epoch == 4
+
+
+def test_a_broken_stdout_with_nothing_to_save_stops_quietly():
+    process = popen(*SMALL, "--epochs", "100000", "--pred-period", "1",
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.readline()
+    process.stdout.close()
+    assert process.wait(timeout=120) == 0
+    assert process.stderr.read() == b""
+
+
+def test_a_closed_stdout_is_one_note_and_the_run_still_saves(tmp_path):
+    path = tmp_path / "ck.npz"
+    process = popen(*SMALL, "--epochs", "2", "--save", str(path), stderr=subprocess.PIPE,
+                    preexec_fn=lambda: os.close(1))            # as `>&-` does
+    error = process.stderr.read().decode()
+    assert process.wait(timeout=300) == 0, error
+    assert error.startswith("note: standard output is closed") and len(error.splitlines()) == 1
+    assert checkpoint.load(path).epoch == 2
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_an_encoding_that_cannot_show_the_corpus_prints_escapes_and_one_note(encoding):
+    result = subprocess.run([sys.executable, "-m", "rnn_core.run", *SMALL, "--epochs", "1"],
+                            capture_output=True, cwd=ROOT, stdin=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONIOENCODING": encoding}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    stdout = result.stdout.decode(encoding)
+    assert " - \\u5206\\u5f00" in stdout            # 分开, recoverable from the escapes
+    note, = result.stderr.decode().splitlines()
+    assert note.startswith("note: the output encoding (") and "PYTHONIOENCODING=utf-8" in note
+    assert "cannot show some characters; they are printed as \\u escapes" in note
+
+
+def test_a_model_too_large_for_memory_is_refused_before_allocating():
+    result = run("--epochs", "1", "--hidden", "3000000")
+    one_clear_line(result, "a model of 3000000 hidden units on 945 characters",
+                   "needs about", "GB of memory and this machine has", "lower --hidden")
+
+
+@pytest.mark.parametrize("how,status", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_saves_the_last_completed_epoch(tmp_path, backend_name, how, status):
+    path = tmp_path / "ck.npz"
+    process = popen(*SMALL, "--backend", backend_name, "--epochs", "100000", "--pred-period",
+                    "1", "--save", str(path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    text=True)
+    seen = []
+    while len([line for line in seen if line.startswith("epoch")]) < 2:
+        line = process.stdout.readline()
+        assert line, process.stderr.read()
+        seen.append(line)
+    process.send_signal(how)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == status, err
+    assert err.strip() == f"stopped by {signal.Signals(how).name}"
+    assert "saved epoch" in out
+    assert checkpoint.load(path).epoch >= 2
+    assert files(tmp_path) == ["ck.npz"]
