@@ -41,6 +41,35 @@ def test_generate_gives_the_same_text_on_every_backend(trained, backend_name):
     assert first.startswith("分开") and len(first) == 14 and second.startswith("不分开")
 
 
+@pytest.fixture(scope="module")
+def trained_gru(tmp_path_factory, request):
+    """A two-layer GRU trained by the concise model (the frameworks' reset-after GRU layers) on
+    the first selected backend that has them, through the command line."""
+    from conftest import selected_backends
+    from rnn_core.backend import has
+    trainer = next((n for n in selected_backends(request.config) if has(n, "layers")), None)
+    if trainer is None:
+        pytest.skip("no selected backend has its own GRU layer")
+    path = tmp_path_factory.mktemp("ck") / "gru.npz"
+    result = run("rnn_core.run", *SMALL, "--backend", trainer, "--cell", "gru", "--layers", "2",
+                 "--model", "concise", "--epochs", "2", "--quiet", "--save", str(path))
+    assert result.returncode == 0, result.stderr
+    return path
+
+
+def test_a_concise_gru_checkpoint_generates_the_same_text_on_every_backend(trained_gru,
+                                                                          backend_name):
+    """The checkpoint records the cell, its variant and the layers; NumPy, which has no GRU
+    layer, runs the scratch reset-after GRU on the same weights. Sampled (the model of two epochs
+    greedily emits spaces), so the text depends on every probability."""
+    args = ["--checkpoint", str(trained_gru), "--prefix", "分开", "--num-chars", "12",
+            "--temperature", "1", "--seed", "3"]
+    result, reference = run("rnn_core.generate", *args, "--backend", backend_name), \
+        run("rnn_core.generate", *args)
+    assert result.returncode == 0 and reference.returncode == 0, result.stderr + reference.stderr
+    assert result.stdout == reference.stdout and len(result.stdout.rstrip("\n")) == 14
+
+
 def test_generate_samples_reproducibly_with_a_seed(trained):
     args = ["--checkpoint", str(trained), "--temperature", "1.0", "--top-k", "20", "--num-chars",
             "30"]
