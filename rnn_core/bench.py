@@ -46,7 +46,7 @@ import time
 import numpy as np
 
 from rnn_core import cli
-from rnn_core.backend import BACKEND_NAMES
+from rnn_core.backend import BACKEND_NAMES, is_installed
 from rnn_core.cells import CELLS, get_cell
 
 LARGE = 1024      # the large product: (1024, 1024)·(1024, 1024)
@@ -244,8 +244,9 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m rnn_core.bench",
         description="Measure the training throughput of every backend, model, path and cell, "
                     "each in a fresh process, against what this machine's matrix products allow.")
-    p.add_argument("--backends", nargs="+", default=list(BACKEND_NAMES),
-                   help=f"the backends to measure (default: {' '.join(BACKEND_NAMES)})")
+    p.add_argument("--backends", nargs="+",
+                   default=[name for name in BACKEND_NAMES if is_installed(name)],
+                   help=f"any of {', '.join(BACKEND_NAMES)} (default: every one installed)")
     p.add_argument("--models", nargs="+", choices=("scratch", "concise"),
                    default=["scratch", "concise"], help="default: scratch concise")
     p.add_argument("--paths", nargs="+", choices=("book", "fast"), default=["book", "fast"],
