@@ -95,7 +95,7 @@ def add_numerics_options(parser: argparse.ArgumentParser, *, deterministic: bool
         parser.add_argument("--deterministic", action="store_true",
                             help="deterministic algorithms, so that a run on a GPU, resumed or "
                                  "not, repeats bit for bit (slower; on the CPU runs repeat "
-                                 "anyway)")
+                                 "anyway; default off)")
 
 
 def numerics_options(args) -> dict:
@@ -386,7 +386,7 @@ def run_child(module: str, spec: dict, timeout: float, on_progress=None,
         errors.seek(0)
         stderr = errors.read()
     if expired.is_set():
-        return {**spec, "error": f"took longer than {timeout:g} s (--timeout)"}
+        return {**spec, "error": f"took longer than {timeout:g} s"}
     if process.returncode == 0 and lines:
         try:
             return json.loads(lines[-1])

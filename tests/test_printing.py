@@ -205,7 +205,7 @@ def test_the_readmes_option_list_is_runs():
                        text, re.S).group(1)
     options = {option for action in parser()._actions for option in action.option_strings
                if option.startswith("--") and option != "--help"}
-    assert set(re.findall(r"`(--[a-z-]+)", listed)) == options
+    assert set(re.findall(r"`(--[a-z0-9-]+)", listed)) == options
 
 
 # ---- framework noise ----------------------------------------------------------------------------
@@ -252,8 +252,8 @@ def test_every_child_gets_the_same_thread_settings(child_module):
 def test_compare_prints_a_childs_whole_error():
     result = run("rnn_core.compare", "--backends", "numpy", "--epochs", "1", "--hidden", "8",
                  "--corpus", "no/such/corpus.txt")
-    refused(result, "every backend failed: error: corpus file 'no/such/corpus.txt' does not "
-                    "exist")
+    refused(result, "every backend failed: numpy: error: corpus file 'no/such/corpus.txt' does "
+                    "not exist")
     assert "  numpy: error: corpus file 'no/such/corpus.txt' does not exist" in result.stderr
 
 
