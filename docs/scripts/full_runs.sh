@@ -34,3 +34,14 @@ for cell in gru lstm; do
     log "jaychou-$cell-scratch-$backend" --backend "$backend" --corpus jaychou --cell "$cell"
   done
 done
+log jaychou-gru-reset_after-scratch-numpy --backend numpy --corpus jaychou --cell gru \
+  --variant reset_after
+# Their concise runs with the book's optimisers: Adam (the PyTorch port, lr 0.01) and SGD (Gluon).
+for cell in gru lstm; do
+  for optimizer in adam sgd; do
+    for backend in torch tf mxnet jax; do
+      log "jaychou-$cell-concise-$optimizer-$backend" --backend "$backend" --corpus jaychou \
+        --cell "$cell" --model concise --optimizer "$optimizer"
+    done
+  done
+done
