@@ -162,11 +162,26 @@ class JaxOps:
         return fn             # compile() makes the whole step one XLA program
 
     def compile(self, fn):
-        # jit because eager JAX dispatches each op from Python on its own: traced once, the whole
-        # step runs as one fused XLA program. No argument is donated: callers keep references to
-        # what they pass (the trainer keeps the last epoch's weights and optimiser state for its
-        # Ctrl-C checkpoint), and a donated buffer is deleted; see docs/benchmarks.md.
-        return jax.jit(fn)
+        """``fn`` as one fused XLA program per input signature (``jax.jit``: eager JAX dispatches
+        each op from Python on its own), lowered and compiled here so that the program gets its
+        own compiler options, and nothing process-wide is set.
+
+        On the CPU, the program's small products run on one thread each: spread over two threads,
+        the 35 recurrent ``(batch, hidden)·(hidden, hidden)`` products of a step cost more in
+        handing work between threads than they save (docs/benchmarks.md). No argument is donated:
+        callers keep what they pass (the trainer keeps the last epoch's weights and optimiser
+        state for its Ctrl-C checkpoint), and a donated buffer is deleted."""
+        jitted, programs = jax.jit(fn), {}
+        options = {"xla_cpu_multi_thread_eigen": False} if self._device.platform == "cpu" else {}
+
+        def run(*args):
+            leaves, structure = jax.tree_util.tree_flatten(args)
+            signature = (structure, tuple((x.shape, str(x.dtype)) for x in leaves))
+            if signature not in programs:
+                programs[signature] = jitted.lower(*args).compile(options)
+            return programs[signature](*args)
+
+        return run
 
 
 # (cell, variant) -> Flax's cell, and how it stores one layer's weights (rnn_core/ops.py,

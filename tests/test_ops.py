@@ -175,8 +175,11 @@ def test_compile_gives_the_same_numbers(ops, rng):
     def fn(x):
         return ops.tanh(ops.matmul(x, x)) + 1.0
 
-    A = ops.asarray(a)
-    close(ops, ops.compile(fn)(A), ops.to_numpy(fn(A)))
+    A, compiled = ops.asarray(a), ops.compile(fn)
+    close(ops, compiled(A), ops.to_numpy(fn(A)))
+    B = ops.asarray(a[:2, :2])                  # another shape: compiled again, not run on A's
+    close(ops, compiled(B), ops.to_numpy(fn(B)))
+    close(ops, compiled(A), ops.to_numpy(fn(A)))
 
 
 def _graph_problem(ops, rng, steps=5):
