@@ -172,7 +172,7 @@ class JaxOps:
         callers keep what they pass (the trainer keeps the last epoch's weights and optimiser
         state for its Ctrl-C checkpoint), and a donated buffer is deleted."""
         jitted, programs = jax.jit(fn), {}
-        options = {"xla_cpu_multi_thread_eigen": False} if self._device.platform == "cpu" else {}
+        options = {} if self.device == self.gpu_device else {"xla_cpu_multi_thread_eigen": False}
 
         def run(*args):
             leaves, structure = jax.tree_util.tree_flatten(args)
