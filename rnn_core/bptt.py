@@ -93,7 +93,8 @@ def loss_and_grad_bptt(ops: Ops, params, state: tuple, X: Tensor, Y: Tensor, voc
 def _back_through_time(ops: Ops, step_back, saved: list, dH_out: list, state_size: int):
     """One layer's steps backwards: each step's ``dH_t`` is what its output receives plus what
     step t+1 sends back (the state gradient that reaches step 1 is dropped: the state came from
-    the previous batch, detached). Returns ``dA[gate][t]`` and ``products[name] = ([U_t], [G_t])``."""
+    the previous batch, detached). Returns ``dA[gate][t]`` and ``products[name] = ([U_t],
+    [G_t])``."""
     num_steps = len(saved)
     dA, products, d_next = None, {}, None
     for t in reversed(range(num_steps)):

@@ -1,4 +1,4 @@
-"""The concise model: the framework's own recurrent layers and dense layer, on the canonical weights.
+"""The concise model: a framework's own recurrent layers and dense layer, on canonical weights.
 
 The book's concise chapters build ``nn.RNN``/``nn.GRU``/``nn.LSTM`` + ``nn.Linear`` (PyTorch),
 ``SimpleRNN``/``GRU``/``LSTM`` + ``Dense`` (Keras) or ``rnn.RNN``/``rnn.GRU``/``rnn.LSTM`` +

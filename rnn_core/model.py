@@ -97,7 +97,7 @@ def layer_field_names(kind) -> list:
 
 
 def param_shapes(kind: type, vocab_size: int, num_hiddens: int) -> list:
-    """The shape of every field of parameter type ``kind``, in order (see rnn_core/cells/cell.py)."""
+    """The shape of every field of parameter type ``kind``, in order (rnn_core/cells/cell.py)."""
     cell, num_layers = architecture(kind)
 
     def shape(name, inputs):

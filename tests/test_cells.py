@@ -24,7 +24,7 @@ IDS = [f"{cell}-{variant}-{layers}" for cell, variant, layers in MODELS]
 TRAINED = [m for m in MODELS if m[2] == 1 or m[0] == "lstm"]
 
 
-# ---- the reference: the book's formulas in float64 NumPy ------------------------------------------
+# ---- the reference: the book's formulas in float64 NumPy -----------------------------------------
 def sigmoid(a):
     return 1.0 / (1.0 + np.exp(-a))
 
@@ -112,7 +112,7 @@ def on(ops, params, X, Y, state):
             tuple(ops.asarray(s) for s in state))
 
 
-# ---- the table and the parameters -----------------------------------------------------------------
+# ---- the table and the parameters ----------------------------------------------------------------
 def test_the_table_finds_each_cell_and_names_the_choices():
     for name, variants in CELLS.items():
         for variant, cell in variants.items():
@@ -176,7 +176,7 @@ def test_the_two_gru_formulas_differ_on_the_same_weights_unless_the_reset_gate_i
     np.testing.assert_allclose(O_book, O_after, rtol=1e-6, atol=1e-7)
 
 
-# ---- forward, gradients -----------------------------------------------------------------------
+# ---- forward, gradients --------------------------------------------------------------------------
 @pytest.mark.parametrize("onehot,per_step", [(False, False), (True, True)], ids=["fast", "book"])
 def test_forward_equals_the_reference(ops, problem, onehot, per_step):
     params, X, Y, state = problem
@@ -237,7 +237,7 @@ def test_bptt_passes_a_finite_difference_check(problem, rng):
             assert grads[k][index] == pytest.approx(numeric, rel=1e-5, abs=1e-9), (name, index)
 
 
-# ---- training, generation and checkpoints ---------------------------------------------------------
+# ---- training, generation and checkpoints --------------------------------------------------------
 @pytest.fixture(scope="module")
 def corpus():
     return load_corpus()
@@ -246,10 +246,10 @@ def corpus():
 @pytest.mark.parametrize("arch", TRAINED, ids=lambda m: "-".join(map(str, m)))
 def test_training_steps_and_generation_agree_across_backends(all_ops, corpus, arch):
     """Each backend takes each of 5 SGD steps (the book's lr 100, θ 0.01, consecutive sampling,
-    so the state is carried; 8 sequences of 10 steps) from the NumPy reference's weights and state: its loss within 1e-5
-    relative, its update within 1e-4 of the update's size (and the float32 rounding of the
-    weights themselves, which a deep layer's small updates come near); then greedy generation from the same
-    weights gives the same text."""
+    so the state is carried; 8 sequences of 10 steps) from the NumPy reference's weights and
+    state: its loss within 1e-5 relative, its update within 1e-4 of the update's size (and the
+    float32 rounding of the weights themselves, which a deep layer's small updates come near);
+    then greedy generation from the same weights gives the same text."""
     cell, variant, num_layers = arch
     config = train.TrainConfig(num_hiddens=32, num_steps=10, batch_size=8, sampling="consecutive",
                                seed=5, cell=cell, variant=variant, num_layers=num_layers)

@@ -1,4 +1,5 @@
-"""The concise model (each framework's RNN layer) against the scratch model and across frameworks."""
+"""The concise model (each framework's RNN, GRU and LSTM layers) against the scratch model and
+across frameworks."""
 import numpy as np
 import pytest
 
@@ -166,7 +167,7 @@ def test_concise_sgd_steps_at_the_books_settings_agree_step_by_step(layer_ops, c
         params, H = new_ref, H_ref
 
 
-# ---- every cell: the framework's own GRU and LSTM layers ------------------------------------------
+# ---- every cell: the framework's own GRU and LSTM layers -----------------------------------------
 CONCISE = [("rnn", "book", 1)] + MODELS
 
 

@@ -74,8 +74,8 @@ def main():
     vocab, hidden = book.W_hq.shape[1], model.num_hiddens(book)
     reference = {name: model.forward(numpy_ops, X, state, params, vocab)[0]
                  for name, params in (("book", book), ("reset_after", after))}
-    print(f"\n| logits | vs book: max | mean | vs reset_after: max | mean |\n| --- | --- | --- | --- "
-          f"| --- |")
+    print("\n| logits | vs book: max | mean | vs reset_after: max | mean |\n"
+          "| --- | --- | --- | --- | --- |")
     rows = [(f"scratch {name}", O) for name, O in reference.items()]
     for backend in BACKEND_NAMES:
         if not has(backend, "layers"):
