@@ -12,6 +12,8 @@ from rnn_core.train import TrainConfig, book_defaults, train_and_predict_rnn
 
 from conftest import require_book_corpus
 
+pytestmark = pytest.mark.learning
+
 BOUND_AT_EPOCH_100 = {"random": 12.0, "consecutive": 8.5}
 
 
