@@ -289,20 +289,13 @@ def _reason(error: Exception) -> str:
 
 
 # ---- settings that belong to the command, not the library ---------------------------------------
-def keep_freed_buffers(backend) -> bool:
+def keep_freed_buffers(ops) -> bool:
     """Ask glibc to keep large freed buffers for the next training step, for the backends whose
-    arrays come from ``malloc`` (``malloc_arrays``: NumPy, PyTorch). ``backend``: an ops object,
-    or a backend's name (its class is read, nothing is created). Process-wide, so only the
-    command-line tools call it (backends/_allocator.py says why). Returns whether it did."""
-    if isinstance(backend, str):
-        import importlib
-        from rnn_core.backend import backend_source, backends_package
-        backends_package()
-        module, class_name, _ = backend_source(backend)
-        backend = getattr(importlib.import_module(module), class_name)
-    if not getattr(backend, "malloc_arrays", False):
+    arrays come from ``malloc`` (``ops.malloc_arrays``: NumPy, PyTorch). Process-wide, so only
+    the command-line tools call it (backends/_allocator.py says why). Returns whether it did."""
+    if not getattr(ops, "malloc_arrays", False):
         return False
-    from rnn_core.backends._allocator import keep_freed_buffers as keep
+    from rnn_core.backends._allocator import keep_freed_buffers as keep  # ops loaded the package
     return keep()
 
 

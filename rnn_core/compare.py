@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from rnn_core import api, cli, outputs, run
-from rnn_core.backend import BACKEND_NAMES, canonical_name
+from rnn_core.backend import BACKEND_NAMES, canonical_name, get_backend, has
 from rnn_core.data import DEFAULT_MAX_CHARS
 
 # run's options that make no sense for several backends at once; every other one is compare's too.
@@ -79,7 +79,9 @@ def child(spec: dict) -> dict:
 
     cli.become_child()
     if not spec["settings"].get("book_path"):     # as run does on the fast path
-        cli.keep_freed_buffers(spec["backend"])
+        name = spec["backend"]
+        cli.keep_freed_buffers(get_backend(name, spec["device"] if has(name, "gpu") else "cpu",
+                                           **spec["numerics"]))
     config = api.make_config(**spec["settings"])
     result = api._train_for_comparison(spec["backend"], spec["corpus"], config,
                                        device=spec["device"], max_chars=spec["max_chars"],
