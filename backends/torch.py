@@ -40,13 +40,17 @@ class TorchOps:
 
     def numerics(self):
         return {"tf32": any(_tf32_allowed()),
-                "deterministic": torch.are_deterministic_algorithms_enabled()}
+                "deterministic": torch.are_deterministic_algorithms_enabled()
+                if self._device.type == "cuda" else None}
 
     def _use_numerics(self):
         """TF32 in CUDA products and cuDNN as ``precision`` says, and deterministic algorithms
-        if asked for (never switched off: another backend object may have asked)."""
+        if asked for on a GPU (never switched off: another backend object may have asked). On
+        the CPU PyTorch's kernels repeat bit for bit already, and the switch is left alone: it
+        imports torch's compiler stack, whose Triton crashes a CUDA build's process where JAX or
+        TensorFlow was loaded first."""
         _allow_tf32(self.precision == "tf32")
-        if self.deterministic:
+        if self.deterministic and self._device.type == "cuda":
             torch.use_deterministic_algorithms(True)
             torch.backends.cudnn.benchmark = False      # the same cuDNN algorithm every run
 
