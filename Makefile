@@ -23,6 +23,10 @@ $(VENV)/.installed-$(PROFILE): pyproject.toml constraints/$(PROFILE).txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install --only-binary=:all: -c constraints/$(PROFILE).txt -e '.[$(PROFILE),test,notebooks]'
+	@# PyPI's Linux torch (the CUDA build) brings Triton, whose library crashes the process when
+	@# torch first imports it (torch.optim, deterministic mode) after JAX or TensorFlow were
+	@# loaded; torch runs without it (Triton only compiles GPU kernels for torch.compile).
+	if [ "$(PROFILE)" = current ]; then $(PY) -m pip uninstall -y triton; fi
 	rm -f $(VENV)/.installed-*
 	touch $@
 
