@@ -169,8 +169,9 @@ class JaxOps:
         On the CPU, the program's small products run on one thread each: spread over two threads,
         the 35 recurrent ``(batch, hidden)·(hidden, hidden)`` products of a step cost more in
         handing work between threads than they save (docs/benchmarks.md). No argument is donated:
-        callers keep what they pass (the trainer keeps the last epoch's weights and optimiser
-        state for its Ctrl-C checkpoint), and a donated buffer is deleted."""
+        donation measured slower here, and callers keep what they pass (the trainer keeps the
+        last epoch's weights and optimiser state for its Ctrl-C checkpoint), which a donated
+        buffer would delete."""
         jitted, programs = jax.jit(fn), {}
         options = {} if self.device == self.gpu_device else {"xla_cpu_multi_thread_eigen": False}
 
