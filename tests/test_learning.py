@@ -46,9 +46,9 @@ def test_jaychou_concise_perplexity_falls_below_the_full_runs_bound(layer_ops, o
 
 
 # The GRU and the LSTM (d2l-zh v1 §6.7, §6.8): the book's runs, 160 epochs with consecutive
-# sampling, are in docs/logs (docs/results.md). CI repeats their first 40 epochs: at epoch 40 the
-# runs were at 150.55-151.16 (GRU) and 206.34-206.36 (LSTM) on the backends measured so far, from
-# about the vocabulary size (1,027) at the start; the bounds leave about 15%.
+# sampling, are in docs/logs (docs/results.md; epoch 160: GRU 1.72-1.76, LSTM 3.64-3.69). CI
+# repeats their first 40 epochs: at epoch 40 the five backends' runs were at 149.95-151.17 (GRU)
+# and 206.34-206.40 (LSTM), from about the vocabulary size (1,027); the bounds leave about 15%.
 GATED_BOUND_AT_EPOCH_40 = {"gru": 175.0, "lstm": 240.0}
 
 
