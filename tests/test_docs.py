@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rnn_core.backend import REFERENCE, canonical_name
+from rnn_core.backend import REFERENCE, canonical_name, has
 
 from conftest import require_book_corpus
 
@@ -40,13 +40,16 @@ def option(words, name):
 
 def on_selected(args: list, selected: list) -> list:
     """``--backend B`` / ``--backends A B`` limited to the backends this run of the suite tests:
-    a backend that is not selected is replaced by the first selected one (so a page's later
-    commands, which may load what an earlier one saved, still run)."""
+    a backend that is not selected is replaced by the first selected one that can run the
+    command (one with its own RNN layer for ``--model concise``), so a page's later commands,
+    which may load what an earlier one saved, still run."""
     args = list(args)
     if "--backend" in args:
         i = args.index("--backend") + 1
         if canonical_name(args[i]) not in selected:
-            args[i] = selected[0]
+            able = [name for name in selected
+                    if option(args, "--model") != "concise" or has(name, "layers")]
+            args[i] = (able or selected)[0]
     if "--backends" in args:
         i = args.index("--backends") + 1
         end = next((j for j in range(i, len(args)) if args[j].startswith("--")), len(args))
