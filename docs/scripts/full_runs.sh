@@ -45,3 +45,17 @@ for cell in gru lstm; do
     done
   done
 done
+# The Time Machine with the second edition's settings for the GRU, the LSTM and the deep LSTM
+# (d2l 2.0 §10.1-10.3: hidden 256, 35 steps, batch 32, consecutive, SGD lr 1 (2 for the deep
+# LSTM), clipping θ 1, 500 epochs; the concise layers keep PyTorch's own uniform init).
+TM=(--corpus timemachine --sampling consecutive --hidden 256 --clip 1 --epochs 500
+    --pred-period 100 --prefixes "time traveller" traveller)
+for cell in gru lstm; do
+  for backend in torch tf; do
+    log "timemachine-$cell-scratch-$backend" --backend "$backend" --cell "$cell" --lr 1 "${TM[@]}"
+  done
+  log "timemachine-$cell-concise-sgd-torch" --backend torch --cell "$cell" --model concise \
+    --optimizer sgd --init uniform --lr 1 "${TM[@]}"
+done
+log timemachine-lstm-2layers-concise-sgd-torch --backend torch --cell lstm --layers 2 \
+  --model concise --optimizer sgd --init uniform --lr 2 "${TM[@]}"
