@@ -2,17 +2,19 @@
 
 The book's concise chapters build ``nn.RNN``/``nn.GRU``/``nn.LSTM`` + ``nn.Linear`` (PyTorch),
 ``SimpleRNN``/``GRU``/``LSTM`` + ``Dense`` (Keras), ``rnn.RNN``/``rnn.GRU``/``rnn.LSTM`` +
-``nn.Dense`` (Gluon), and Flax's ``SimpleCell``/``GRUCell``/``LSTMCell`` + ``Dense``. Here the trained parameters stay in the scratch model's canonical layout
-(:mod:`rnn_core.model`: ``W_xz, W_hz, b_z, …, W_hq, b_q`` for the GRU); every forward pass lays
-them out the way the framework's layers store them, as the backend's ``layout`` describes
-(:class:`rnn_core.ops.RecurrentLayer`: gates joined in the framework's order, transposed, a second
-bias where the framework keeps one), and calls the layers with them. Autograd flows back through
+``nn.Dense`` (Gluon), and Flax's ``SimpleCell``/``GRUCell``/``LSTMCell`` + ``Dense``. Here the
+trained parameters stay in the scratch model's canonical layout (:mod:`rnn_core.model`: ``W_xz,
+W_hz, b_z, …, W_hq, b_q`` for the GRU); every forward pass lays them out the way the framework's
+layers store them, as the backend's ``layout`` describes (:class:`rnn_core.ops.RecurrentLayer`:
+gates joined in the framework's order, transposed, a second bias where the framework keeps one),
+and calls the layers with them. Autograd flows back through
 that layout, so the gradients, the clipping, the optimiser and the checkpoints are the scratch
 model's, and every framework trains the same numbers. :func:`from_canonical` and
 :func:`to_canonical` convert weights between a framework's layout and the canonical one.
 
 The layer computes the formula of its framework: PyTorch's, Gluon's and Flax's GRU the
-reset-after one, Keras's either (``reset_after``). A variant the framework has no layer for is refused in one line.
+reset-after one, Keras's either (``reset_after``). A variant the framework has no layer for is
+refused in one line.
 
 Inputs: one-hot vectors ``(num_steps, batch, vocab)`` into a layer of input size ``vocab`` (the
 book), or the input parts ``X_t·W_x?`` of all gates, looked up as rows with ``take``, into a layer
