@@ -15,6 +15,7 @@ import numpy as np
 from rnn_core.cells import get_cell
 from rnn_core.concise import no_layer
 from rnn_core.errors import DeviceUnavailable
+from rnn_core.ops import python_scan
 
 HIGHEST = jax.lax.Precision.HIGHEST
 _DETERMINISTIC_FLAG = "--xla_gpu_deterministic_ops=true"
@@ -160,6 +161,24 @@ class JaxOps:
 
     def graph(self, fn):
         return fn             # compile() makes the whole step one XLA program
+
+    def scan(self, f, carry, xs, /):
+        """Inside ``jax.jit``, one ``lax.scan``, because unrolled, XLA compiles a copy of the cell
+        for every step (an LSTM step of 35 time steps took 37 s to compile). Eager, a Python loop:
+        a ``lax.scan`` of a new function is traced and compiled on every call, and generation
+        calls the model once per character."""
+        leaves = jax.tree_util.tree_leaves((carry, xs))
+        if len(xs) < 2 or not any(isinstance(x, jax.core.Tracer) for x in leaves):
+            return python_scan(f, carry, xs)
+        stacked = jax.tree.map(lambda *steps: jnp.stack(steps), *xs)    # (num_steps, ...)
+        carry, ys = jax.lax.scan(f, carry, stacked)
+        return carry, [jax.tree.map(lambda y: y[t], ys) for t in range(len(xs))]
+
+    def compile_loop(self, f):
+        """The epoch as one XLA program, a ``lax.scan`` over the minibatches, because between
+        compiled steps each minibatch is another dispatch from Python (on a GPU, most of the
+        time of a step this small)."""
+        return self.compile(lambda carry, xs: jax.lax.scan(f, carry, xs))
 
     def compile(self, fn):
         """``fn`` as one fused XLA program per input signature (``jax.jit``: eager JAX dispatches

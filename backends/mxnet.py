@@ -16,6 +16,7 @@ import numpy as np
 from rnn_core.cells import get_cell
 from rnn_core.concise import no_layer
 from rnn_core.errors import DeviceUnavailable
+from rnn_core.ops import python_loop, python_scan
 
 # MXNet's numerics on a GPU are set by environment variables that its CUDA libraries read once,
 # when they start: NVIDIA_TF32_OVERRIDE=0 keeps cuBLAS and cuDNN from using TF32 (the default on
@@ -164,6 +165,11 @@ class MXNetOps:
         if (cell, variant) not in GLUON_LAYERS:
             raise NotImplementedError(no_layer("Gluon", cell, variant, GLUON_LAYERS))
         return GluonRecurrentLayer(cell, variant, num_layers, input_size, num_hiddens, vocab_size)
+
+    scan = staticmethod(python_scan)      # unrolled into graph()'s trace
+
+    def compile_loop(self, f):
+        return python_loop(self, f)       # autograd cannot run inside a CachedOp
 
     def compile(self, fn):
         return fn             # a step that calls autograd cannot be one graph; see graph()

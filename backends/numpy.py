@@ -5,6 +5,7 @@ hand-written backpropagation through time (``rnn_core/bptt.py``)."""
 import numpy as np
 
 from rnn_core.errors import DeviceUnavailable
+from rnn_core.ops import python_loop, python_scan
 
 
 class NumpyOps:
@@ -122,6 +123,11 @@ class NumpyOps:
         raise NotImplementedError(
             "NumPy has no RNN layer: the concise model needs a framework's own layers; "
             "on numpy, use --model scratch")
+
+    scan = staticmethod(python_scan)
+
+    def compile_loop(self, f):
+        return python_loop(self, f)
 
     def graph(self, fn):
         return fn

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from rnn_core.cells import get_cell
 from rnn_core.errors import DeviceUnavailable
+from rnn_core.ops import python_scan
 
 
 class TFOps:
@@ -135,8 +136,26 @@ class TFOps:
     def recurrent_layer(self, cell, variant, num_layers, input_size, num_hiddens, vocab_size):
         return KerasRecurrentLayer(cell, variant, num_layers, input_size, num_hiddens, vocab_size)
 
+    scan = staticmethod(python_scan)      # compile() unrolls it into the step's graph
+
     def graph(self, fn):
         return fn             # compile() makes the whole step one graph
+
+    def compile_loop(self, f):
+        """The epoch as one graph, a ``tf.while_loop`` over the minibatches, because a Python
+        loop there would be unrolled into one copy of the step per minibatch."""
+        def loop(carry, xs):
+            n = xs[0].shape[0]
+
+            def body(i, carry, ys):
+                carry, y = f(carry, tuple(a[i] for a in xs))
+                return i + 1, carry, ys.write(i, y)
+
+            _, carry, ys = tf.while_loop(lambda i, *_: i < n, body,
+                                         (tf.constant(0), carry, tf.TensorArray(tf.float32, n)))
+            return carry, ys.stack()
+
+        return self.compile(loop)
 
     def compile(self, fn):
         """The whole step as one graph, because eager TensorFlow dispatches every op from Python

@@ -10,6 +10,7 @@ import torch
 from rnn_core.cells import get_cell
 from rnn_core.concise import no_layer
 from rnn_core.errors import DeviceUnavailable, RNNCoreError
+from rnn_core.ops import python_loop, python_scan
 
 
 class TorchOps:
@@ -147,6 +148,11 @@ class TorchOps:
             raise NotImplementedError(no_layer("PyTorch", cell, variant, TORCH_LAYERS))
         return TorchRecurrentLayer(cell, variant, num_layers, input_size, num_hiddens,
                                    vocab_size, self._device)
+
+    scan = staticmethod(python_scan)
+
+    def compile_loop(self, f):
+        return python_loop(self, f)
 
     def graph(self, fn):
         return fn

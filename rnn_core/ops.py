@@ -163,6 +163,22 @@ class Ops(Protocol):
         raises :class:`NotImplementedError` with one line saying why and what to use (NumPy has
         none; PyTorch's and Gluon's GRU compute only the reset-after formula)."""
 
+    def scan(self, f: Callable, carry: Any, xs: Sequence, /) -> Tuple[Any, list]:
+        """The loop over time steps: ``for x in xs: carry, y = f(carry, x)``, returning ``(carry,
+        [y, ...])``. ``carry``, each ``x`` and each ``y`` are tensors or tuples of them, each ``x``
+        shaped alike, and so each ``y``. Most backends run it as that Python loop
+        (:func:`python_scan`), which their compilers unroll. JAX, inside ``jax.jit``, runs it as
+        one ``lax.scan``, because unrolled, XLA compiles one copy of the cell per step."""
+
+    def compile_loop(self, f: Callable) -> Callable:
+        """The loop over the minibatches of an epoch, as one program where the framework compiles
+        loops: ``run(carry, xs) -> (carry, ys)`` applies ``f(carry, x) -> (carry, y)`` to ``x =
+        tuple(a[i] for a in xs)`` for each ``i`` along the first axis of the tensors ``xs``, and
+        stacks each ``y`` (one tensor) into ``ys``. ``f`` is a pure tensor function, as for
+        :meth:`compile`; it may call :meth:`value_and_grad` (a training step). Where the
+        framework cannot compile the loop, ``f`` is compiled alone and called once per ``x``
+        from Python (:func:`python_loop`)."""
+
     def compile(self, fn: Callable) -> Callable:
         """``fn`` compiled by the framework where that pays off (``tf.function``), else ``fn``.
 
@@ -202,3 +218,26 @@ class RecurrentLayer(Protocol):
         """``inputs (num_steps, batch, input_size)`` and the canonical ``state`` (every layer's
         ``H``, or ``H, C``, in turn, each ``(batch, hidden)``) -> ``(O, state)``: the logits
         ``(num_steps * batch, vocab)``, rows time-major, and the last state, canonical."""
+
+
+def python_scan(f: Callable, carry: Any, xs: Sequence) -> Tuple[Any, list]:
+    """:meth:`Ops.scan` as a Python loop: what a backend without a loop of its own runs."""
+    ys = []
+    for x in xs:
+        carry, y = f(carry, x)
+        ys.append(y)
+    return carry, ys
+
+
+def python_loop(ops: Ops, f: Callable) -> Callable:
+    """:meth:`Ops.compile_loop` as a Python loop that calls ``ops.compile(f)`` once per ``x``."""
+    compiled = ops.compile(f)
+
+    def run(carry, xs):
+        ys = []
+        for i in range(xs[0].shape[0]):
+            carry, y = compiled(carry, tuple(a[i] for a in xs))
+            ys.append(y)
+        return carry, ops.stack(ys)
+
+    return run

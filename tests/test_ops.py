@@ -259,3 +259,136 @@ def test_linear_and_unstack(ops, rng):
         assert len(parts) == n
         for part, expected in zip(parts, a):
             close(ops, part, expected, rtol=0, atol=0)
+
+
+def _scan_problem(rng, steps=6):
+    """A recurrence shaped like a cell's loop: a tuple state, a tuple of input parts per step, and
+    per step an output and a saved tuple; ``loop`` runs it in NumPy."""
+    W = rng.normal(scale=0.5, size=(4, 4)).astype(np.float32)
+    xs = [(rng.normal(size=(3, 4)).astype(np.float32), rng.normal(size=(3, 4)).astype(np.float32))
+          for _ in range(steps)]
+    state = (rng.normal(size=(3, 4)).astype(np.float32), np.zeros((3, 4), np.float32))
+
+    def loop(W, state, xs, tanh, matmul):
+        H, C = state
+        ys = []
+        for a, b in xs:
+            C = C + tanh(a + matmul(H, W))
+            H = tanh(b * C)
+            ys.append((H, (C, a)))
+        return (H, C), ys
+
+    return W, state, xs, loop
+
+
+def test_scan_runs_the_loop_over_steps(ops, rng):
+    """Eager and compiled (JAX's ``lax.scan`` runs only inside a trace): the loop's values."""
+    W, state, xs, loop = _scan_problem(rng)
+    (H, C), ys = loop(W, state, xs, np.tanh, np.matmul)
+    W_, state_ = ops.asarray(W), tuple(ops.asarray(s) for s in state)
+    xs_ = [tuple(ops.asarray(x) for x in step) for step in xs]
+
+    def scanned(W, state, xs):
+        def f(carry, x):
+            H, C = carry
+            a, b = x
+            C = C + ops.tanh(a + ops.matmul(H, W))
+            H = ops.tanh(b * C)
+            return (H, C), (H, (C, a))
+        carry, outputs = ops.scan(f, state, xs)
+        return carry, (ops.stack([H for H, _ in outputs]), ops.stack([C for _, (C, _) in outputs]),
+                       ops.stack([a for _, (_, a) in outputs]))
+
+    for run in (scanned, ops.compile(scanned)):
+        (gH, gC), (Hs, Cs, As) = run(W_, state_, xs_)
+        close(ops, gH, H)
+        close(ops, gC, C)
+        close(ops, Hs, np.stack([y[0] for y in ys]))
+        close(ops, Cs, np.stack([y[1][0] for y in ys]))
+        close(ops, As, np.stack([y[1][1] for y in ys]), rtol=0, atol=0)
+    carry, outputs = ops.scan(lambda c, x: (c + x, c), ops.asarray(np.ones(2)), [])
+    close(ops, carry, np.ones(2, np.float32), rtol=0, atol=0)
+    assert outputs == []
+
+
+def test_gradients_flow_through_scan(autograd_ops, rng):
+    """d(Σ H_T)/dW through the loop, compiled, against central differences of the NumPy loop
+    in float64."""
+    ops = autograd_ops
+    W, state, xs, loop = _scan_problem(rng, steps=4)
+
+    def loss64(W):
+        (H, _), _ = loop(W, [s.astype(np.float64) for s in state],
+                         [tuple(x.astype(np.float64) for x in step) for step in xs],
+                         np.tanh, np.matmul)
+        return H.sum()
+
+    eps, W64 = 1e-6, W.astype(np.float64)
+    expected = np.zeros_like(W64)
+    for i in np.ndindex(W.shape):
+        d = np.zeros_like(W64)
+        d[i] = eps
+        expected[i] = (loss64(W64 + d) - loss64(W64 - d)) / (2 * eps)
+    state_ = tuple(ops.asarray(s) for s in state)
+    xs_ = [tuple(ops.asarray(x) for x in step) for step in xs]
+
+    def grad(W):
+        def f(ps):
+            def cell(carry, x):
+                H, C = carry
+                C = C + ops.tanh(x[0] + ops.matmul(H, ps[0]))
+                return (ops.tanh(x[1] * C), C), None
+            (H, _), _ = ops.scan(cell, state_, xs_)
+            return ops.sum(H), None
+        return ops.value_and_grad(f, [W])[1][0]
+
+    close(ops, ops.compile(grad)(ops.asarray(W)), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_compile_loop_runs_the_loop_over_minibatches(ops, rng):
+    """A carry of a tuple and an empty tuple, one output per element, twice (the second call
+    reuses the program): the Python loop's numbers."""
+    xs = rng.normal(size=(5, 3, 2)).astype(np.float32)
+    ks = rng.integers(0, 3, size=(5, 3))
+    start = (rng.normal(size=(3, 2)).astype(np.float32), ())
+
+    def f(carry, x):
+        (S, empty), (X, k) = carry, x
+        S = ops.tanh(S + X) * 0.5 + ops.take(X, k)
+        return (S, empty), ops.sum(S * S)
+
+    S, expected = start[0], []
+    for X, k in zip(xs, ks):
+        S = np.tanh(S + X) * 0.5 + X[k]
+        expected.append(np.sum(S * S))
+    run = ops.compile_loop(f)
+    for _ in range(2):
+        (got, empty), ys = run((ops.asarray(start[0]), ()), (ops.asarray(xs), ops.asarray(ks)))
+        assert empty == ()
+        close(ops, got, S)
+        close(ops, ops.reshape(ys, (-1,)), np.array(expected), rtol=1e-5, atol=1e-5)
+
+
+def test_compile_loop_holds_a_training_step(autograd_ops, rng):
+    """Gradient steps inside the compiled loop: the same weights and losses as the steps run
+    one call at a time."""
+    ops = autograd_ops
+    xs = rng.normal(size=(4, 3, 2)).astype(np.float32)
+    W0 = rng.normal(size=(2, 2)).astype(np.float32)
+
+    def f(W, x):
+        X, = x
+
+        def loss(ps):
+            T = ops.tanh(ops.matmul(X, ps[0]))
+            return ops.sum(T * T), None
+        (l, _), (g,) = ops.value_and_grad(loss, [W])
+        return W - 0.1 * g, l
+
+    W, losses = ops.asarray(W0), []
+    for x in xs:
+        W, loss = f(W, (ops.asarray(x),))
+        losses.append(float(ops.to_numpy(loss).reshape(())))
+    got, ys = ops.compile_loop(f)(ops.asarray(W0), (ops.asarray(xs),))
+    close(ops, got, ops.to_numpy(W))
+    close(ops, ops.reshape(ys, (-1,)), np.array(losses))
