@@ -206,12 +206,14 @@ def run_layers(ops: Ops, X: Tensor, state: tuple, params, *, onehot: bool = Fals
     all_Hs, all_saved, new_state = [], [], []
     inputs = X
     for l, p in enumerate(layers(params)):
-        layer_state = tuple(state[l * k:(l + 1) * k])
-        Hs, saved = [], []
-        for xw in zip(*input_parts(ops, cell, p, inputs, onehot=onehot)):   # one step's parts
+        def step(layer_state, xw, p=p):                          # xw: one step's input parts
             layer_state, kept = cell.step(ops, p, xw, layer_state)
-            Hs.append(layer_state[0])
-            saved.append(kept)
+            return layer_state, (layer_state[0], kept)
+
+        parts = list(zip(*input_parts(ops, cell, p, inputs, onehot=onehot)))
+        layer_state, outputs = ops.scan(step, tuple(state[l * k:(l + 1) * k]), parts)
+        Hs = [H for H, _ in outputs]
+        saved = [kept for _, kept in outputs]
         all_Hs.append(Hs)
         all_saved.append(saved)
         new_state.extend(layer_state)
