@@ -103,7 +103,7 @@ def child(spec: dict) -> dict:
     from rnn_core import get_backend
     from rnn_core.data import load_corpus
     from rnn_core.train import (TrainConfig, book_defaults, init_optimizer_state,
-                                make_train_step, model_spec, train_epoch)
+                                make_train_epoch, model_spec, train_epoch)
     from rnn_core import model
     import random
 
@@ -122,11 +122,11 @@ def child(spec: dict) -> dict:
                          variant=book_defaults(spec["model"], "sgd", spec["cell"])["variant"])
     params = model.get_params(ops, V, config.num_hiddens, 0, **model_spec(config))
     opt_state = init_optimizer_state(ops, config, params)
-    step = make_train_step(ops, V, config)
+    epoch_fn = make_train_epoch(ops, V, config)
     rng = random.Random(0)
     seconds, tokens = [], 0
     for epoch in range(spec["warmup"] + spec["epochs"]):
-        params, opt_state, result = train_epoch(ops, step, params, opt_state, config,
+        params, opt_state, result = train_epoch(ops, epoch_fn, params, opt_state, config,
                                                 corpus.corpus_indices, rng, epoch + 1)
         if epoch >= spec["warmup"]:
             seconds.append(result.seconds)

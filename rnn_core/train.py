@@ -14,6 +14,7 @@ Semantics (the book's):
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import random
 import time
@@ -124,10 +125,12 @@ def make_forward(ops: Ops, vocab_size: int, config: TrainConfig) -> Callable:
     raise ValueError(f"unknown model {config.model!r}: choose scratch or concise")
 
 
-def make_train_step(ops: Ops, vocab_size: int, config: TrainConfig) -> Callable:
+def make_train_step(ops: Ops, vocab_size: int, config: TrainConfig, *,
+                    compiled: bool = True) -> Callable:
     """``step(params, opt_state, state, X, Y) -> (params, opt_state, state, loss)``: one
     optimiser step on one minibatch, a pure tensor function, compiled by the backend unless the
-    book's path is asked for. ``opt_state`` starts as ``make_optimizer(...).init(params)``."""
+    book's path is asked for (or ``compiled`` is False). ``opt_state`` starts as
+    ``make_optimizer(...).init(params)``."""
     grad = resolve_grad(ops, config)
     forward = make_forward(ops, vocab_size, config)
     optimizer = make_optimizer(ops, config.optimizer, config.lr)
@@ -151,7 +154,50 @@ def make_train_step(ops: Ops, vocab_size: int, config: TrainConfig) -> Callable:
         params, opt_state = optimizer.update(params, grads, opt_state)
         return params, opt_state, state, l
 
-    return step if config.book_path else ops.compile(step)
+    return step if config.book_path or not compiled else ops.compile(step)
+
+
+def make_train_epoch(ops: Ops, vocab_size: int, config: TrainConfig) -> Callable:
+    """``epoch(params, opt_state, batches) -> (params, opt_state, losses)``: one optimiser step
+    per minibatch ``(X, Y)`` of ``batches`` (NumPy arrays ``(batch, num_steps)``), with the
+    state the sampling asks for, and each step's loss, a NumPy array ``(num_batches,)``.
+
+    The fast path is one program for the whole epoch where the framework compiles loops
+    (:meth:`rnn_core.ops.Ops.compile_loop`), and reads the losses back once. The book's path runs
+    step by step and reads each loss as soon as its step is done, as the book does."""
+    step = make_train_step(ops, vocab_size, config, compiled=False)
+    if config.sampling not in ("random", "consecutive"):
+        raise ValueError(f"unknown sampling {config.sampling!r}: choose random or consecutive")
+    fresh_state = config.sampling == "random"
+
+    def minibatch(carry, XY):
+        params, opt_state, state = carry
+        X, Y = XY                                            # (batch, num_steps) each
+        if fresh_state:          # random sampling: these examples do not follow the last ones
+            state = model.init_state(ops, params, X.shape[0])
+        else:                    # consecutive: carry the state on, cut from the last graph
+            state = tuple(ops.stop_gradient(s) for s in state)
+        params, opt_state, state, loss = step(params, opt_state, state, X, Y)
+        return (params, opt_state, state), loss
+
+    loop = None if config.book_path else ops.compile_loop(minibatch)
+
+    def epoch(params, opt_state, batches):
+        state = model.init_state(ops, params, config.batch_size)
+        if not batches:
+            return params, opt_state, np.zeros(0)
+        if loop is None:
+            losses = []
+            for X, Y in batches:
+                (params, opt_state, state), loss = minibatch((params, opt_state, state),
+                                                             (ops.asarray(X), ops.asarray(Y)))
+                losses.append(float(ops.to_numpy(loss).reshape(())))
+            return params, opt_state, np.array(losses)
+        Xs, Ys = (ops.asarray(np.stack(arrays)) for arrays in zip(*batches))
+        (params, opt_state, _), losses = loop((params, opt_state, state), (Xs, Ys))
+        return params, opt_state, ops.to_numpy(losses).reshape(-1).astype(np.float64)
+
+    return epoch
 
 
 def init_optimizer_state(ops: Ops, config: TrainConfig, params):
@@ -175,27 +221,13 @@ class EpochResult:
     batch_losses: np.ndarray = field(repr=False)
 
 
-def train_epoch(ops: Ops, step: Callable, params, opt_state, config: TrainConfig, corpus_indices,
-                rng: random.Random, epoch: int, max_batches: int | None = None):
-    """One pass over the corpus (or its first ``max_batches`` batches): returns
-    ``(params, opt_state, EpochResult)``."""
+def train_epoch(ops: Ops, epoch_fn: Callable, params, opt_state, config: TrainConfig,
+                corpus_indices, rng: random.Random, epoch: int, max_batches: int | None = None):
+    """One pass over the corpus (or its first ``max_batches`` batches) with ``epoch_fn`` (from
+    :func:`make_train_epoch`): returns ``(params, opt_state, EpochResult)``."""
     start = time.perf_counter()
-    losses = []                      # scalar tensors; read back once, at the end of the epoch
-    state = None
-    for X, Y in data_iter(config, corpus_indices, rng):
-        if max_batches is not None and len(losses) == max_batches:
-            break
-        if config.sampling == "random" or state is None:
-            state = model.init_state(ops, params, config.batch_size)
-        else:
-            state = tuple(ops.stop_gradient(s) for s in state)
-        params, opt_state, state, loss = step(params, opt_state, state, ops.asarray(X),
-                                              ops.asarray(Y))
-        if config.book_path:        # the book reads the loss after every batch
-            loss = float(ops.to_numpy(loss).reshape(()))
-        losses.append(loss)
-    batch_losses = np.array(losses if config.book_path else
-                            [float(ops.to_numpy(l).reshape(())) for l in losses])
+    batches = list(itertools.islice(data_iter(config, corpus_indices, rng), max_batches))
+    params, opt_state, batch_losses = epoch_fn(params, opt_state, batches)
     bad = np.flatnonzero(~np.isfinite(batch_losses))
     if bad.size:
         raise TrainingDiverged(
@@ -215,12 +247,12 @@ def first_losses(ops: Ops, corpus: Corpus, config: TrainConfig, num_batches: int
     if params is None:
         params = model.get_params(ops, V, config.num_hiddens, config.seed, config.init,
                                   **model_spec(config))
-    step = make_train_step(ops, V, config)
+    epoch_fn = make_train_epoch(ops, V, config)
     opt_state = init_optimizer_state(ops, config, params)
     rng, losses, epoch = random.Random(config.seed), [], 0
     while len(losses) < num_batches:
         epoch += 1
-        params, opt_state, result = train_epoch(ops, step, params, opt_state, config,
+        params, opt_state, result = train_epoch(ops, epoch_fn, params, opt_state, config,
                                                 corpus.corpus_indices, rng, epoch,
                                                 max_batches=num_batches - len(losses))
         losses.extend(result.batch_losses)
@@ -259,7 +291,7 @@ def train_and_predict_rnn(ops: Ops, corpus: Corpus, config: TrainConfig,
             params = model.get_params(ops, vocab.vocab_size, config.num_hiddens, config.seed,
                                       config.init, **model_spec(config))
         opt_state = init_optimizer_state(ops, config, params)
-    step = make_train_step(ops, vocab.vocab_size, config)
+    epoch_fn = make_train_epoch(ops, vocab.vocab_size, config)
     forward = make_forward(ops, vocab.vocab_size, config)
 
     def write(epoch, params, opt_state, rng_state):
@@ -275,7 +307,7 @@ def train_and_predict_rnn(ops: Ops, corpus: Corpus, config: TrainConfig,
     done = (start - 1, params, opt_state, rng.getstate())   # the last completed epoch
     try:
         for epoch in range(start, config.num_epochs + 1):
-            params, opt_state, result = train_epoch(ops, step, params, opt_state, config,
+            params, opt_state, result = train_epoch(ops, epoch_fn, params, opt_state, config,
                                                     corpus_indices, rng, epoch)
             history.append(result)
             perplexities.append(result.perplexity)

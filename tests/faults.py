@@ -50,7 +50,7 @@ def interrupt_at_epoch(epoch):
     real = train.train_epoch
 
     def train_epoch(*args, **kwargs):
-        if args[7] == int(epoch):                # train_epoch(ops, step, ..., rng, epoch)
+        if args[7] == int(epoch):                # train_epoch(ops, epoch_fn, ..., rng, epoch)
             raise KeyboardInterrupt
         return real(*args, **kwargs)
     train.train_epoch = train_epoch
