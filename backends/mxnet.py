@@ -166,7 +166,8 @@ class MXNetOps:
             raise NotImplementedError(no_layer("Gluon", cell, variant, GLUON_LAYERS))
         return GluonRecurrentLayer(cell, variant, num_layers, input_size, num_hiddens, vocab_size)
 
-    scan = staticmethod(python_scan)      # unrolled into graph()'s trace
+    def scan(self, f, carry, xs, /):
+        return python_scan(f, carry, xs)    # unrolled into graph()'s trace
 
     def compile_loop(self, f):
         return python_loop(self, f)       # autograd cannot run inside a CachedOp

@@ -124,7 +124,8 @@ class NumpyOps:
             "NumPy has no RNN layer: the concise model needs a framework's own layers; "
             "on numpy, use --model scratch")
 
-    scan = staticmethod(python_scan)
+    def scan(self, f, carry, xs, /):
+        return python_scan(f, carry, xs)
 
     def compile_loop(self, f):
         return python_loop(self, f)

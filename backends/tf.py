@@ -136,7 +136,8 @@ class TFOps:
     def recurrent_layer(self, cell, variant, num_layers, input_size, num_hiddens, vocab_size):
         return KerasRecurrentLayer(cell, variant, num_layers, input_size, num_hiddens, vocab_size)
 
-    scan = staticmethod(python_scan)      # compile() unrolls it into the step's graph
+    def scan(self, f, carry, xs, /):
+        return python_scan(f, carry, xs)    # compile() unrolls it into the step's graph
 
     def graph(self, fn):
         return fn             # compile() makes the whole step one graph

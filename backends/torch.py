@@ -149,7 +149,8 @@ class TorchOps:
         return TorchRecurrentLayer(cell, variant, num_layers, input_size, num_hiddens,
                                    vocab_size, self._device)
 
-    scan = staticmethod(python_scan)
+    def scan(self, f, carry, xs, /):
+        return python_scan(f, carry, xs)
 
     def compile_loop(self, f):
         return python_loop(self, f)

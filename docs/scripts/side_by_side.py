@@ -6,7 +6,7 @@ model's layer class, with each backend's implementation in one table row.
 
 The backends are those of the table in ``rnn_core/backend.py``, in its order. Their files are
 read with ``ast``, never imported, so this runs without any framework installed. A method that
-does more than the others need (``compile``, ``graph``: tracing, ``tf.function``, ``jit``, kept
+does more than the others need (``compile``, ``graph``, ``scan``, ``compile_loop``: tracing, ``tf.function``, ``jit``, kept
 buffers) must say why in its docstring or its first comment; the page quotes that sentence.
 ``tests/test_side_by_side.py`` fails when the page is out of date or incomplete."""
 from __future__ import annotations
@@ -26,7 +26,7 @@ from rnn_core.backend import BACKEND_NAMES, backend_source  # noqa: E402
 
 PAGE = ROOT / "docs" / "side-by-side.md"
 OPS = ROOT / "rnn_core" / "ops.py"
-MACHINERY = ("compile", "graph")      # the hooks where a framework may need extra machinery
+MACHINERY = ("compile", "graph", "scan", "compile_loop")   # where a framework may need machinery
 MAX_LINES = 14                        # longer bodies are cut, with the count of lines left out
 LAYER_ROWS = ("layout", "__init__", "apply")
 
@@ -78,10 +78,14 @@ def first_comment(code: list) -> str:
     return ""
 
 
+PASS_THROUGH = ("return fn", "return python_scan(f, carry, xs)", "return python_loop(self, f)")
+
+
 def is_pass_through(code: list) -> bool:
-    """The method only hands its argument back (``return fn``): nothing extra is needed."""
+    """The method only hands its argument back (``return fn``) or runs the Python loop that
+    rnn_core/ops.py gives every backend: nothing extra is needed."""
     statements = [line.split("#")[0].strip() for line in code if line.split("#")[0].strip()]
-    return statements == ["return fn"]
+    return len(statements) == 1 and statements[0] in PASS_THROUGH
 
 
 def read_backend(name: str) -> Backend:
@@ -243,8 +247,9 @@ def page() -> tuple:
     notes, missing_why = why_notes(backends)
     problems += missing_why
     out += ["", "## What one framework needs and the others do not", "",
-            "`compile` and `graph` are where a framework may need machinery of its own to run "
-            "the core's step fast. Each backend that does more there than hand the function "
+            "`compile`, `graph`, `scan` and `compile_loop` are where a framework may need "
+            "machinery of its own to run the core's step, and its loops over time steps and "
+            "minibatches, fast. Each backend that does more there than hand the function "
             "back says why, in its own words:", ""] + notes + [
             "", "Besides the ops and the layer class, each backend's file holds:", "",
             "| " + " | ".join(b.title for b in backends) + " |",
