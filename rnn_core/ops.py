@@ -163,6 +163,7 @@ class Ops(Protocol):
         raises :class:`NotImplementedError` with one line saying why and what to use (NumPy has
         none; PyTorch's and Gluon's GRU compute only the reset-after formula)."""
 
+    # ---- compiling and loops ----------------------------------------------------------------
     def scan(self, f: Callable, carry: Any, xs: Sequence, /) -> Tuple[Any, list]:
         """The loop over time steps: ``for x in xs: carry, y = f(carry, x)``, returning ``(carry,
         [y, ...])``. ``carry``, each ``x`` and each ``y`` are tensors or tuples of them, each ``x``
