@@ -200,7 +200,8 @@ def input_parts(ops: Ops, cell: Cell, p, inputs, *, onehot: bool = False) -> lis
 def run_layers(ops: Ops, X: Tensor, state: tuple, params, *, onehot: bool = False):
     """Every layer over every step: returns ``(Hs, saved, state)``, with ``Hs[l]`` layer ``l``'s
     ``[H_1, ..., H_T]`` (each ``(batch, hidden)``), ``saved[l]`` what each of its steps saved for
-    the backward pass, and the new state."""
+    the backward pass, and the new state. A layer's steps are the loop ``ops.scan`` runs: a
+    Python loop, or, inside JAX's compiled step, one ``lax.scan``."""
     cell, _ = architecture(params)
     k = cell.state_size
     all_Hs, all_saved, new_state = [], [], []
