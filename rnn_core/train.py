@@ -166,8 +166,7 @@ def make_train_epoch(ops: Ops, vocab_size: int, config: TrainConfig) -> Callable
     (:meth:`rnn_core.ops.Ops.compile_loop`), and reads the losses back once. The book's path runs
     step by step and reads each loss as soon as its step is done, as the book does."""
     step = make_train_step(ops, vocab_size, config, compiled=False)
-    if config.sampling not in ("random", "consecutive"):
-        raise ValueError(f"unknown sampling {config.sampling!r}: choose random or consecutive")
+    check_sampling(config.sampling)
     fresh_state = config.sampling == "random"
 
     def minibatch(carry, XY):
@@ -204,12 +203,16 @@ def init_optimizer_state(ops: Ops, config: TrainConfig, params):
     return make_optimizer(ops, config.optimizer, config.lr).init(params)
 
 
+def check_sampling(name: str) -> None:
+    if name not in ("random", "consecutive"):
+        raise ValueError(f"unknown sampling {name!r}: choose random or consecutive")
+
+
 def data_iter(config: TrainConfig, corpus_indices, rng: random.Random):
+    check_sampling(config.sampling)
     if config.sampling == "random":
         return sampling.data_iter_random(corpus_indices, config.batch_size, config.num_steps, rng)
-    if config.sampling == "consecutive":
-        return sampling.data_iter_consecutive(corpus_indices, config.batch_size, config.num_steps)
-    raise ValueError(f"unknown sampling {config.sampling!r}: choose random or consecutive")
+    return sampling.data_iter_consecutive(corpus_indices, config.batch_size, config.num_steps)
 
 
 @dataclass
