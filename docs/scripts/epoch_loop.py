@@ -21,7 +21,7 @@ from rnn_core.cli import run_main
 from rnn_core.data import load_corpus
 from rnn_core.ops import python_loop
 from rnn_core.train import (TrainConfig, book_defaults, init_optimizer_state, make_train_epoch,
-                            train_epoch)
+                            model_spec, train_epoch)
 
 
 class OneCallPerMinibatch:
@@ -43,7 +43,7 @@ def measure(ops, corpus, cell, epochs):
                          variant=book_defaults("scratch", "sgd", cell)["variant"])
     runs = {}
     for loop, backend in (("epoch", ops), ("minibatch", OneCallPerMinibatch(ops))):
-        params = model.get_params(ops, V, config.num_hiddens, config.seed, cell=cell)
+        params = model.get_params(ops, V, config.num_hiddens, config.seed, **model_spec(config))
         runs[loop] = {"fn": make_train_epoch(backend, V, config), "params": params,
                       "opt": init_optimizer_state(ops, config, params),
                       "rng": random.Random(config.seed), "results": []}
@@ -67,6 +67,8 @@ def main(argv=None):
                                                           "(default: 5)")
     p.add_argument("--device", default="auto", help="cpu, gpu or auto (default: auto)")
     args = p.parse_args(argv)
+    if args.epochs < 1:
+        p.error(f"--epochs must be 1 or more (the timed epochs after the first), got {args.epochs}")
     corpus = load_corpus("jaychou")
     print("backend  version  device  cell  | first epoch: one program, per minibatch (s) | "
           "tokens/s: one program, per minibatch, ratio | perplexity after the last epoch")

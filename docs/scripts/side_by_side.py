@@ -6,8 +6,9 @@ model's layer class, with each backend's implementation in one table row.
 
 The backends are those of the table in ``rnn_core/backend.py``, in its order. Their files are
 read with ``ast``, never imported, so this runs without any framework installed. A method that
-does more than the others need (``compile``, ``graph``, ``scan``, ``compile_loop``: tracing, ``tf.function``, ``jit``, kept
-buffers) must say why in its docstring or its first comment; the page quotes that sentence.
+does more than the others need (``compile``, ``graph``, ``scan``, ``compile_loop``: tracing,
+``tf.function``, ``jit``, ``lax.scan``, kept buffers) must say why in its docstring or its first
+comment; the page quotes that sentence.
 ``tests/test_side_by_side.py`` fails when the page is out of date or incomplete."""
 from __future__ import annotations
 
