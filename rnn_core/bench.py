@@ -266,8 +266,7 @@ def parser() -> argparse.ArgumentParser:
                    help="timed epochs (default 10)")
     p.add_argument("--warmup", type=cli.non_negative_int, default=1,
                    help="untimed epochs first: compilation, caches (default 1)")
-    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "gpu"),
-                   help="default cpu")
+    cli.add_device_option(p, default="cpu")
     cli.add_numerics_options(p)
     p.add_argument("--repeats", type=cli.positive_int, default=3,
                    help="runs of every measurement, in rotation; the table shows the median "

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 
+from rnn_core.backend import BACKEND_NAMES, DEVICES
 from rnn_core.errors import RNNCoreError
 
 # Framework log settings the tools choose where the user has not: TensorFlow's C++ start-up notes
@@ -83,6 +84,19 @@ def _number(text, kind):
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"must be {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+
+
+def add_backend_option(parser: argparse.ArgumentParser) -> None:
+    """``--backend``: the one framework a tool runs on."""
+    parser.add_argument("--backend", default="numpy",
+                        help=f"one of {', '.join(BACKEND_NAMES)} (default numpy)")
+
+
+def add_device_option(parser: argparse.ArgumentParser, default: str = "auto") -> None:
+    """``--device``: auto, cpu or gpu, as :func:`rnn_core.backend.get_backend` takes them."""
+    parser.add_argument("--device", default=default, choices=DEVICES,
+                        help="auto takes the GPU when the framework sees one; gpu refuses to "
+                             f"run without one (default {default})")
 
 
 def add_numerics_options(parser: argparse.ArgumentParser, *, deterministic: bool = True) -> None:

@@ -30,8 +30,6 @@ from rnn_core import api, cli, outputs, run
 from rnn_core.backend import BACKEND_NAMES, canonical_name, get_backend, has
 from rnn_core.data import DEFAULT_MAX_CHARS
 
-# run's options that make no sense for several backends at once; every other one is compare's too.
-RUN_ONLY = {"help", "backend", "save", "resume", "plot", "quiet"}
 # run's options -> TrainConfig fields (the others are run's hyperparameters, run.HYPERPARAMETERS).
 LENGTHS = {"epochs": "num_epochs", "pred_period": "pred_period", "pred_len": "pred_len",
            "prefixes": "prefixes"}
@@ -44,9 +42,7 @@ def parser() -> argparse.ArgumentParser:
                     "their perplexities, timings and generated text side by side.")
     p.add_argument("--backends", nargs="+", default=list(api.available_backends()),
                    help=f"any of {', '.join(BACKEND_NAMES)} (default: every one installed)")
-    for action in run.parser()._actions:       # run's options, so the two tools cannot drift
-        if action.dest not in RUN_ONLY:
-            p._add_action(action)
+    run.add_training_options(p)                # run's own, so that the two tools cannot drift
     p.add_argument("--threads", type=cli.positive_int, default=cli.available_cpus(),
                    help="threads each backend's process may use, the same for every backend "
                         f"(default: the CPUs this process may use, here {cli.available_cpus()})")

@@ -12,7 +12,7 @@ import sys
 import time
 
 from rnn_core import checkpoint, cli, model
-from rnn_core.backend import BACKEND_NAMES, DEVICES, get_backend
+from rnn_core.backend import get_backend
 from rnn_core.data import Vocab, preprocessing_of, usable_prefix
 from rnn_core.errors import RNNCoreError
 from rnn_core.predict import generate_chars
@@ -26,10 +26,8 @@ def parser() -> argparse.ArgumentParser:
                     "--save trained, on any backend.")
     p.add_argument("--checkpoint", required=True, metavar="PATH",
                    help="the checkpoint written by python -m rnn_core.run --save (required)")
-    p.add_argument("--backend", default="numpy",
-                   help=f"one of {', '.join(BACKEND_NAMES)} (default numpy)")
-    p.add_argument("--device", default="auto", choices=DEVICES,
-                   help="auto takes the GPU when the framework sees one (default auto)")
+    cli.add_backend_option(p)
+    cli.add_device_option(p)
     p.add_argument("--prefix", nargs="+", default=None,
                    help="one or more prefixes to continue (default: the prefixes the model was "
                         "trained with, for example 分开 不分开)")

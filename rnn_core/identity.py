@@ -13,7 +13,7 @@ import sys
 import numpy as np
 
 from rnn_core import cli
-from rnn_core.backend import BACKEND_NAMES, get_backend
+from rnn_core.backend import get_backend
 
 
 def concatenated_matmul_identity(ops, seed: int = 0):
@@ -32,8 +32,8 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m rnn_core.identity",
         description="Check on one backend the chapter's identity: the hidden layer's two "
                     "products equal one product of concatenated matrices.")
-    p.add_argument("--backend", default="numpy",
-                   help=f"one of {', '.join(BACKEND_NAMES)} (default numpy)")
+    cli.add_backend_option(p)
+    cli.add_device_option(p)
     p.add_argument("--seed", type=cli.non_negative_int, default=0,
                    help="seeds the random matrices (default 0)")
     return p
@@ -41,7 +41,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    ops = get_backend(args.backend, "auto")
+    ops = get_backend(args.backend, args.device)
     separate, joined, difference = concatenated_matmul_identity(ops, args.seed)
     np.set_printoptions(precision=6, suppress=True)
     print(f"backend {ops.name} on {ops.device}")

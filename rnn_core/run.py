@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from rnn_core import checkpoint, cli, model, outputs
-from rnn_core.backend import BACKEND_NAMES, DEVICES, get_backend
+from rnn_core.backend import get_backend
 from rnn_core.cells import CELLS
 from rnn_core.data import DEFAULT_MAX_CHARS, NAMED_CORPORA, load_corpus, usable_prefix
 from rnn_core.errors import CorpusError, RNNCoreError
@@ -43,10 +43,25 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m rnn_core.run",
         description="Train the character-level RNN of Dive into Deep Learning on one backend, "
                     "printing the perplexity and a continuation of each prefix as the book does.")
-    p.add_argument("--backend", default="numpy",
-                   help=f"one of {', '.join(BACKEND_NAMES)} (default numpy)")
-    p.add_argument("--device", default="auto", choices=DEVICES,
-                   help="auto takes the GPU when the framework sees one (default auto)")
+    cli.add_backend_option(p)
+    add_training_options(p)
+    p.add_argument("--save", metavar="PATH",
+                   help="write a checkpoint (.npz) every --pred-period epochs, at the end, "
+                        "and on Ctrl-C or SIGTERM (default: none)")
+    p.add_argument("--resume", metavar="PATH",
+                   help="continue the training a checkpoint recorded, up to --epochs "
+                        "(default: none)")
+    p.add_argument("--plot", metavar="PATH",
+                   help="save the perplexity curve as a PNG at exactly PATH (default: none)")
+    p.add_argument("--quiet", action="store_true",
+                   help="print only the last epoch's lines, and no progress bar (default off)")
+    return p
+
+
+def add_training_options(p: argparse.ArgumentParser) -> None:
+    """The options of a training run on any backend: the device, the corpus, the model, its
+    hyperparameters, what is printed, and the numerics. ``compare`` takes them too."""
+    cli.add_device_option(p)
     p.add_argument("--corpus", default=None,
                    help=f"{', '.join(NAMED_CORPORA)} or a .txt/.zip path "
                         "(default: lyrics_zh, the small corpus in data/)")
@@ -103,18 +118,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--book-path", action="store_true",
                    help="run exactly the book's way: one-hot inputs, per-step outputs, "
                         "the loss read after every batch (same numbers, slower; default off)")
-    p.add_argument("--save", metavar="PATH",
-                   help="write a checkpoint (.npz) every --pred-period epochs, at the end, "
-                        "and on Ctrl-C or SIGTERM (default: none)")
-    p.add_argument("--resume", metavar="PATH",
-                   help="continue the training a checkpoint recorded, up to --epochs "
-                        "(default: none)")
-    p.add_argument("--plot", metavar="PATH",
-                   help="save the perplexity curve as a PNG at exactly PATH (default: none)")
-    p.add_argument("--quiet", action="store_true",
-                   help="print only the last epoch's lines, and no progress bar (default off)")
     cli.add_numerics_options(p)
-    return p
 
 
 def book_config(args) -> TrainConfig:

@@ -11,7 +11,7 @@ from rnn_core import get_backend
 from rnn_core.backend import REFERENCE
 from rnn_core.errors import BackendUnavailable, DeviceUnavailable, RNNCoreError
 
-from conftest import selected_backends
+from conftest import device_for, selected_backends
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -48,8 +48,10 @@ def test_every_backend_prints_the_numbers_of_the_numpy_reference(short_runs):
 
 
 def test_identity_tool_prints_a_tiny_difference(backend_name):
-    result = run("rnn_core.identity", "--backend", backend_name)
+    device = device_for(backend_name)
+    result = run("rnn_core.identity", "--backend", backend_name, "--device", device)
     assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"backend {backend_name} on ")
     difference = float(result.stdout.strip().splitlines()[-1].split(":")[1])
     assert difference < 1e-5
 
