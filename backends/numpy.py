@@ -4,7 +4,7 @@ NumPy has no autograd, so :meth:`value_and_grad` raises; the core trains NumPy w
 hand-written backpropagation through time (``rnn_core/bptt.py``)."""
 import numpy as np
 
-from rnn_core.errors import DeviceUnavailable
+from rnn_core.backend import no_gpu_build
 from rnn_core.ops import python_loop, python_scan
 
 
@@ -19,9 +19,7 @@ class NumpyOps:
 
     def __init__(self, device="auto", *, precision="float32", deterministic=False):
         if device == "gpu":
-            raise DeviceUnavailable(
-                "the numpy backend runs on the CPU only; use --device cpu (or auto), "
-                "or a backend with a GPU build: torch, tf or mxnet")
+            raise no_gpu_build(self.name)
         self.device = "cpu"
         self.version = np.__version__
         self.precision, self.deterministic = precision, deterministic

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from rnn_core.errors import BackendUnavailable, RNNCoreError
+from rnn_core.errors import BackendUnavailable, DeviceUnavailable, RNNCoreError
 
 # name -> (module of rnn_core.backends (the repository's backends/ folder), class,
 #          framework's import name, pip extra, what to call it)
@@ -51,6 +51,15 @@ def has(name: str, feature: str) -> bool:
     return feature not in _LACKS.get(canonical_name(name), ())
 
 
+def no_gpu_build(name: str) -> DeviceUnavailable:
+    """The error for ``--device gpu`` on a framework that has no GPU build (NumPy), naming the
+    backends that have one."""
+    others = [n for n in BACKEND_NAMES if has(n, "gpu")]
+    return DeviceUnavailable(
+        f"--device gpu: the {name} backend runs on the CPU only; use --device cpu (or auto), or "
+        f"a backend with a GPU build: {', '.join(others[:-1])} or {others[-1]}")
+
+
 def canonical_name(name: str) -> str:
     """'pytorch' -> 'torch'; an unknown name raises an error listing the known ones."""
     key = str(name).strip().lower()
@@ -83,6 +92,8 @@ def get_backend(name: str, device: str = "auto", *, precision: str = "float32",
     if precision not in PRECISIONS:
         raise RNNCoreError(
             f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if device == "gpu" and not has(key, "gpu"):
+        raise no_gpu_build(key)
     module_name, class_name, framework, extra, title = _BACKENDS[key]
     fix = (f"install it with: pip install -c constraints/{default_profile()}.txt -e '.[{extra}]' "
            f"(or run: make run BACKEND={key})" if extra else "install it with: pip install numpy")

@@ -51,7 +51,8 @@ BAD_FILES = {
     (["--lr", "-0.1"], "--lr: must be a positive number, got '-0.1'"),
     (["--clip", "nan"], "--clip: must be a positive number, got 'nan'"),
     (["--backend", "caffe"], "unknown backend 'caffe': choose one of numpy, torch, tf, mxnet, jax"),
-    (["--backend", "numpy", "--device", "gpu"], "the numpy backend runs on the CPU only"),
+    (["--backend", "numpy", "--device", "gpu"], "--device gpu: the numpy backend runs on the CPU "
+     "only; use --device cpu (or auto), or a backend with a GPU build: torch, tf, mxnet or jax"),
     (["--backend", "numpy", "--model", "concise"], "NumPy has no RNN layer"),
     (["--backend", "numpy", "--grad", "autograd"], "the numpy backend has no autograd"),
     (["--corpus", "missing.txt"], "corpus file 'missing.txt' does not exist"),
