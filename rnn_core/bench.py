@@ -46,7 +46,7 @@ import time
 import numpy as np
 
 from rnn_core import cli
-from rnn_core.backend import BACKEND_NAMES, is_installed
+from rnn_core.backend import BACKEND_NAMES, has, is_installed
 from rnn_core.cells import CELLS, get_cell
 
 LARGE = 1024      # the large product: (1024, 1024)·(1024, 1024)
@@ -297,8 +297,8 @@ def main(argv=None) -> int:
                   **cli.numerics_options(args))
              for cell in args.cells
              for backend in [canonical_name(b) for b in args.backends]
-             for model_kind in args.models if not (backend == "numpy" and model_kind == "concise")
-             for path in args.paths]                            # NumPy has no RNN layer
+             for model_kind in args.models if model_kind == "scratch" or has(backend, "layers")
+             for path in args.paths]                 # the concise model needs the framework's layer
     runs = [[] for _ in specs]
     for repeat in range(args.repeats):      # in rotation, so slow spells of a shared machine
         for spec, spec_runs in zip(specs, runs):              # fall on every row alike

@@ -415,8 +415,10 @@ def child_error(returncode: int, stderr: str) -> str:
 
 
 def last_line(error: str) -> str:
-    """The line of a child's error that fits in a table cell: its last (the exception)."""
-    return error.strip().splitlines()[-1] if error.strip() else "failed"
+    """The line of a child's error that fits in a table cell: its last (the exception), without
+    the ``error:`` that :func:`run_main` puts before a user's mistake."""
+    line = error.strip().splitlines()[-1] if error.strip() else "failed"
+    return line.removeprefix("error: ")
 
 
 def become_child() -> None:

@@ -123,8 +123,8 @@ def _join(ops, parts, values, transposed):
 def from_canonical(layer, params) -> dict:
     """Canonical NumPy weights -> ``{framework name: NumPy array}`` in the layout of the
     framework's ``layer`` (one-hot input: the input weights are ``W_x?`` themselves)."""
-    from rnn_core.backend import get_backend
-    numpy_ops = get_backend("numpy", "cpu")
+    from rnn_core.backend import REFERENCE, get_backend
+    numpy_ops = get_backend(REFERENCE, "cpu")
     values = {name: np.asarray(value, np.float32) for name, value in params._asdict().items()}
     return {name: np.array(_join(numpy_ops, parts, values, transposed))
             for name, parts, transposed in layout(layer, type(params))}

@@ -12,7 +12,7 @@ import sys
 import time
 
 from rnn_core import checkpoint, cli, model
-from rnn_core.backend import get_backend
+from rnn_core.backend import get_backend, has
 from rnn_core.data import Vocab, preprocessing_of, usable_prefix
 from rnn_core.errors import RNNCoreError
 from rnn_core.predict import generate_chars
@@ -63,8 +63,8 @@ def main(argv=None) -> int:
                 for given in args.prefix or trained_with or [example]]
     ops = get_backend(args.backend, args.device, **cli.numerics_options(args))
     kind = saved.config.get("model", "scratch")
-    if kind == "concise" and ops.name == "numpy":
-        kind = "scratch"   # the same weights and maths; NumPy has no RNN layer
+    if kind == "concise" and not has(ops.name, "layers"):
+        kind = "scratch"   # the same weights and maths, where the framework has no RNN layer
     config = TrainConfig(num_hiddens=model.num_hiddens(saved.params), model=kind,
                          **{k: v for k, v in saved.config.items()
                             if k in ("cell", "variant", "num_layers")})

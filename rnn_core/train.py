@@ -25,6 +25,7 @@ import numpy as np
 
 from rnn_core import bptt, model, sampling
 from rnn_core.cells import BOOK_SETTINGS
+from rnn_core.backend import has
 from rnn_core.concise import ConciseRNN
 from rnn_core.data import Corpus
 from rnn_core.errors import RNNCoreError, TrainingDiverged
@@ -99,11 +100,11 @@ def perplexity(mean_cross_entropy: float) -> float:
 def resolve_grad(ops: Ops, config: TrainConfig) -> str:
     grad = config.grad
     if grad == "auto":
-        return "bptt" if ops.name == "numpy" else "autograd"
+        return "autograd" if has(ops.name, "autograd") else "bptt"
     if grad not in ("autograd", "bptt"):
         raise ValueError(f"unknown grad {grad!r}: choose autograd, bptt or auto")
-    if grad == "autograd" and ops.name == "numpy":
-        raise RNNCoreError("the numpy backend has no autograd: use --grad bptt (or auto)")
+    if grad == "autograd" and not has(ops.name, "autograd"):
+        raise RNNCoreError(f"the {ops.name} backend has no autograd: use --grad bptt (or auto)")
     if grad == "bptt" and config.model != "scratch":
         raise RNNCoreError("--grad bptt is the scratch model's hand-written backpropagation: "
                            "the concise model trains with --grad autograd (or auto)")

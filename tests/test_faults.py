@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from rnn_core import checkpoint
+from rnn_core.backend import REFERENCE
 from test_saving import ROOT, SMALL, chmod, files, one_clear_line, run  # noqa: F401
 
 
@@ -109,17 +110,29 @@ def test_a_model_too_large_for_memory_is_refused_before_allocating():
                    "needs about", "GB of memory and this machine has", "lower --hidden")
 
 
-@pytest.mark.parametrize("how,status", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
-def test_sigterm_saves_the_last_completed_epoch(tmp_path, backend_name, how, status):
-    path = tmp_path / "ck.npz"
+def hangup_as(disposition):
+    """For ``preexec_fn``: the run starts with SIGHUP at ``disposition``, whatever the test
+    runner's is (``nohup`` makes it ignored, and children inherit that)."""
+    return lambda: signal.signal(signal.SIGHUP, disposition)
+
+
+def start_saving_run(path, backend_name, hangup=signal.SIG_DFL):
+    """A run that saves every epoch, once it has printed its second epoch."""
     process = popen(*SMALL, "--backend", backend_name, "--epochs", "100000", "--pred-period",
                     "1", "--save", str(path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                    text=True)
+                    text=True, preexec_fn=hangup_as(hangup))
     seen = []
     while len([line for line in seen if line.startswith("epoch")]) < 2:
         line = process.stdout.readline()
         assert line, process.stderr.read()
         seen.append(line)
+    return process
+
+
+@pytest.mark.parametrize("how,status", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_saves_the_last_completed_epoch(tmp_path, backend_name, how, status):
+    path = tmp_path / "ck.npz"
+    process = start_saving_run(path, backend_name)
     process.send_signal(how)
     out, err = process.communicate(timeout=120)
     assert process.returncode == status, err
@@ -127,3 +140,20 @@ def test_sigterm_saves_the_last_completed_epoch(tmp_path, backend_name, how, sta
     assert "saved epoch" in out
     assert checkpoint.load(path).epoch >= 2
     assert files(tmp_path) == ["ck.npz"]
+
+
+def test_a_run_under_nohup_goes_on_after_a_hangup(tmp_path):
+    """``nohup`` ignores SIGHUP so that a run outlives its terminal: the run keeps it ignored,
+    and a SIGTERM after the hangup still saves and stops it."""
+    path = tmp_path / "ck.npz"
+    process = start_saving_run(path, REFERENCE, hangup=signal.SIG_IGN)
+    process.send_signal(signal.SIGHUP)
+    epochs = 0
+    while epochs < 2:                             # two more epochs: it is still training
+        line = process.stdout.readline()
+        assert line and not line.startswith("saved"), process.stderr.read()
+        epochs += line.startswith("epoch")
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert err.strip() == "stopped by SIGTERM"

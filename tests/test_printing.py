@@ -244,6 +244,13 @@ def test_a_failing_child_shows_its_whole_error(child_module):
     assert cli.last_line(result["error"]) == "KeyError: 'the missing key'"
 
 
+def test_a_childs_refusal_is_quoted_without_its_error_prefix():
+    """A table cell or a summary quotes a child's one-line refusal, not ``error: error: ...``."""
+    assert cli.last_line("note\nerror: --lr: must be a positive number") == (
+        "--lr: must be a positive number")
+    assert cli.last_line("") == "failed"
+
+
 def test_every_child_gets_the_same_thread_settings(child_module):
     result = cli.run_child(child_module, {"action": "report"}, timeout=120, threads=3)
     assert result == {name: "3" for name in cli.THREAD_VARIABLES}
@@ -252,8 +259,8 @@ def test_every_child_gets_the_same_thread_settings(child_module):
 def test_compare_prints_a_childs_whole_error():
     result = run("rnn_core.compare", "--backends", "numpy", "--epochs", "1", "--hidden", "8",
                  "--corpus", "no/such/corpus.txt")
-    refused(result, "every backend failed: numpy: error: corpus file 'no/such/corpus.txt' does "
-                    "not exist")
+    refused(result, "every backend failed: numpy: corpus file 'no/such/corpus.txt' does not "
+                    "exist")
     assert "  numpy: error: corpus file 'no/such/corpus.txt' does not exist" in result.stderr
 
 

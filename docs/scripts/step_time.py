@@ -64,35 +64,47 @@ def main(argv=None):
         profile(ops.name, lambda: run(batches[60:80]))
 
 
-def profile(name, work):
-    if name == "numpy":
-        import cProfile
-        import pstats
-        profiler = cProfile.Profile()
-        profiler.runcall(work)
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
-    elif name == "torch":
-        from torch.profiler import ProfilerActivity
-        from torch.profiler import profile as torch_profile
-        with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
-            work()
-        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
-    elif name == "mxnet":
-        import os
-        import tempfile
+def profile_numpy(work):
+    import cProfile
+    import pstats
+    profiler = cProfile.Profile()
+    profiler.runcall(work)
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
 
-        import mxnet as mx
-        # The aggregate table is all we print; the trace MXNet also writes goes to a temporary
-        # folder, not into the working directory (its default, profile.json there).
-        trace = os.path.join(tempfile.mkdtemp(prefix="rnn-core-profile-"), "profile.json")
-        mx.profiler.set_config(profile_all=True, aggregate_stats=True, filename=trace)
-        mx.profiler.set_state("run")
+
+def profile_torch(work):
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
         work()
-        mx.nd.waitall()
-        mx.profiler.set_state("stop")
-        print(mx.profiler.dumps(sort_by="total", ascending=False))
-    else:
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
+
+
+def profile_mxnet(work):
+    import os
+    import tempfile
+
+    import mxnet as mx
+    # The aggregate table is all we print; the trace MXNet also writes goes to a temporary
+    # folder, not into the working directory (its default, profile.json there).
+    trace = os.path.join(tempfile.mkdtemp(prefix="rnn-core-profile-"), "profile.json")
+    mx.profiler.set_config(profile_all=True, aggregate_stats=True, filename=trace)
+    mx.profiler.set_state("run")
+    work()
+    mx.nd.waitall()
+    mx.profiler.set_state("stop")
+    print(mx.profiler.dumps(sort_by="total", ascending=False))
+
+
+# backend -> its framework's profiler; the others' step is one compiled call, nothing to split.
+PROFILERS = {"numpy": profile_numpy, "torch": profile_torch, "mxnet": profile_mxnet}
+
+
+def profile(name, work):
+    if name not in PROFILERS:
         print(f"no profile for {name}: its step is one compiled call")
+        return
+    PROFILERS[name](work)
 
 
 if __name__ == "__main__":
