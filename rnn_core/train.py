@@ -24,8 +24,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from rnn_core import bptt, model, sampling
-from rnn_core.cells import BOOK_SETTINGS
 from rnn_core.backend import has
+from rnn_core.cells import BOOK_SETTINGS
 from rnn_core.concise import ConciseRNN
 from rnn_core.data import Corpus
 from rnn_core.errors import RNNCoreError, TrainingDiverged

@@ -16,8 +16,7 @@ import random
 import statistics
 import sys
 
-from rnn_core import get_backend, model
-from rnn_core.cli import run_main
+from rnn_core import cli, get_backend, model
 from rnn_core.data import load_corpus
 from rnn_core.ops import python_loop
 from rnn_core.train import (TrainConfig, book_defaults, init_optimizer_state, make_train_epoch,
@@ -63,12 +62,10 @@ def main(argv=None):
     p.add_argument("--backends", nargs="+", default=["tf", "jax"], help="default: tf jax")
     p.add_argument("--cells", nargs="+", default=["rnn", "gru", "lstm"],
                    help="default: rnn gru lstm")
-    p.add_argument("--epochs", type=int, default=5, help="timed epochs after the first "
-                                                          "(default: 5)")
-    p.add_argument("--device", default="auto", help="cpu, gpu or auto (default: auto)")
+    p.add_argument("--epochs", type=cli.positive_int, default=5,
+                   help="timed epochs after the first (default: 5)")
+    cli.add_device_option(p)
     args = p.parse_args(argv)
-    if args.epochs < 1:
-        p.error(f"--epochs must be 1 or more (the timed epochs after the first), got {args.epochs}")
     corpus = load_corpus("jaychou")
     print("backend  version  device  cell  | first epoch: one program, per minibatch (s) | "
           "tokens/s: one program, per minibatch, ratio | perplexity after the last epoch")
@@ -86,4 +83,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    sys.exit(cli.run_main(main))
