@@ -13,7 +13,9 @@
 # bench:    bench's GPU rows in IEEE float32 and with --tf32, then the epoch as one program
 #           against one call per minibatch (docs/scripts/epoch_loop.py).
 # BACKENDS (default: numpy torch jax, what the lent image has) and GPU=cpu (a dry run on a
-# machine without one, with $OUT a temporary folder) may be set.
+# machine without one, with $OUT a temporary folder) may be set. WORKERS=N spreads the tests over
+# N processes with pytest-xdist, carried as wheels in .whl/ (the image has no xdist, nor network):
+#   here, once:   pip download --no-deps --only-binary=:all: -d .whl pytest-xdist execnet
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 part=${1:?"say which part: tests, learning or bench"}
@@ -34,14 +36,22 @@ print(subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdou
       if subprocess.run(["which", "nvidia-smi"], capture_output=True).returncode == 0 else "no nvidia-smi")
 EOF
 comma=$(echo "$backends" | tr ' ' ',')
+spread=()
+if [ -n "${WORKERS:-}" ]; then
+  python -m pip install -q --no-index --no-deps --no-compile --target /tmp/xdist .whl/*.whl
+  export PYTHONPATH=.:/tmp/xdist
+  # Each worker is a process with its own JAX client, which would otherwise take 75% of the GPU.
+  export XLA_PYTHON_CLIENT_PREALLOCATE=false
+  spread=(-n "$WORKERS")
+fi
 on_gpu=${backends/numpy/}       # the bench's table has one device: NumPy, CPU only, is left out
 case $part in
   tests)
     RNN_CORE_TEST_DEVICE=$device python -m pytest -q -p no:cacheprovider --backends "$comma" \
-      -m "not learning" --durations 15 2>&1 | tee "$out/tests-$device.txt" ;;
+      -m "not learning" --durations 15 "${spread[@]}" 2>&1 | tee "$out/tests-$device.txt" ;;
   learning)
     RNN_CORE_TEST_DEVICE=$device python -m pytest -q -p no:cacheprovider --backends "$comma" \
-      -m learning --durations 15 2>&1 | tee "$out/learning-$device.txt" ;;
+      -m learning --durations 15 "${spread[@]}" 2>&1 | tee "$out/learning-$device.txt" ;;
   bench)
     # shellcheck disable=SC2086
     python -m rnn_core.bench --device "$device" --backends $on_gpu --repeats 3 --epochs 5 \
