@@ -111,6 +111,9 @@ class TorchOps:
     def exp(self, x, /):
         return torch.exp(x)
 
+    def expm1(self, x, /):
+        return torch.expm1(x)
+
     def log(self, x, /):
         return torch.log(x)
 
