@@ -8,20 +8,26 @@
 #                 download -c constraints/current.txt --only-binary=:all: --python-version 3.12
 #                 --platform manylinux_2_28_x86_64 (and older) -d .whl jupytext nbclient nbformat
 #                 ipykernel, then delete the wheels of packages the image has
-#   device calls, with carry [".data", ".whl"]:
-#     WORKERS=6 bash docs/scripts/gpu_session.sh tests & WORKERS=4 bash docs/scripts/gpu_session.sh learning &
-#       bash docs/scripts/gpu_session.sh numerics; wait
+#   device calls, with carry [".data", ".whl"], each within 10 minutes on the H100 (2026-11-24):
+#     WORKERS=12 bash docs/scripts/gpu_session.sh tests --tb=short
+#     WORKERS=4 bash docs/scripts/gpu_session.sh learning & bash docs/scripts/gpu_session.sh numerics; wait
 #     bash docs/scripts/gpu_session.sh bench
 #     bash docs/scripts/gpu_session.sh bench-tf32
+#   The suite with 8 workers beside the learning tests and the full runs reached 80% in 10
+#   minutes, and pytest prints its failures' tracebacks only at the end: give it a call alone.
+#   A list of test ids to run again must come from that machine's own run: some ids differ
+#   between installs, and pytest runs nothing when one is not found.
 #
 # tests:      the suite on the GPU (RNN_CORE_TEST_DEVICE=gpu) for the frameworks the machine has,
 #             the learning tests left out;
 # learning:   the learning tests (minutes of training on the book's corpora) on the GPU;
 # numerics:   full book runs (Jay Chou, 250 epochs, the fast path) of each backend and model in IEEE
 #             float32 and with --tf32, side by side: the effect of TF32 on perplexity;
-# bench:      bench's GPU rows in IEEE float32;
-# bench-tf32: bench's fast rows with --tf32 (its effect on speed), then the epoch as one program
-#             against one call per minibatch (docs/scripts/epoch_loop.py).
+# bench:      bench's GPU rows in IEEE float32, two runs each (JAX's book path takes about two
+#             minutes a run there, every op a launch);
+# bench-tf32: bench's fast rows in IEEE float32 and with --tf32, one run each in one call (its
+#             effect on speed), then the epoch as one program against one call per minibatch
+#             (docs/scripts/epoch_loop.py).
 # BACKENDS (default: numpy torch jax, what the lent image has) and GPU=cpu (a dry run on a
 # machine without one, with $OUT a temporary folder, and EPOCHS=2 for numerics) may be set.
 # WORKERS=N spreads the tests over N processes with pytest-xdist (the image has it). Arguments
@@ -88,13 +94,14 @@ case $part in
     for log in /tmp/numerics-*.txt; do echo "== $log"; cat "$log"; done | tee "$out/numerics-$device.txt" ;;
   bench)
     # shellcheck disable=SC2086
-    python -m rnn_core.bench --device "$device" --backends $on_gpu --repeats 3 --epochs 5 \
+    python -m rnn_core.bench --device "$device" --backends $on_gpu --repeats 2 --epochs 4 \
       --json "$out/bench-$device.json" 2>&1 | tee "$out/bench-$device.txt" ;;
   bench-tf32)
     # shellcheck disable=SC2086
-    python -m rnn_core.bench --device "$device" --backends $on_gpu --tf32 --paths fast \
-      --repeats 3 --epochs 5 --json "$out/bench-$device-tf32.json" 2>&1 \
-      | tee "$out/bench-$device-tf32.txt"
+    for numerics in "" --tf32; do
+      python -m rnn_core.bench --device "$device" --backends $on_gpu $numerics --paths fast \
+        --repeats 1 --epochs 3 2>&1 | tee -a "$out/bench-$device-tf32.txt"
+    done
     # shellcheck disable=SC2086
     python docs/scripts/epoch_loop.py --device "$device" --backends $on_gpu \
       2>&1 | tee "$out/epoch-loop-$device.txt" ;;
