@@ -125,6 +125,9 @@ class JaxOps:
     def exp(self, x, /):
         return jnp.exp(x)
 
+    def expm1(self, x, /):
+        return jnp.expm1(x)
+
     def log(self, x, /):
         return jnp.log(x)
 

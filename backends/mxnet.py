@@ -115,6 +115,9 @@ class MXNetOps:
     def exp(self, x, /):
         return self.F.exp(x)
 
+    def expm1(self, x, /):
+        return self.F.expm1(x)
+
     def log(self, x, /):
         return self.F.log(x)
 

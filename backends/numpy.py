@@ -87,6 +87,9 @@ class NumpyOps:
     def exp(self, x, /):
         return np.exp(x)
 
+    def expm1(self, x, /):
+        return np.expm1(x)
+
     def log(self, x, /):
         return np.log(x)
 

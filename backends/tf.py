@@ -98,6 +98,9 @@ class TFOps:
     def exp(self, x, /):
         return tf.exp(x)
 
+    def expm1(self, x, /):
+        return tf.math.expm1(x)
+
     def log(self, x, /):
         return tf.math.log(x)
 

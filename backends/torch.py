@@ -111,6 +111,9 @@ class TorchOps:
     def exp(self, x, /):
         return torch.exp(x)
 
+    def expm1(self, x, /):
+        return torch.expm1(x)
+
     def log(self, x, /):
         return torch.log(x)
 
@@ -153,7 +156,13 @@ class TorchOps:
         return python_scan(f, carry, xs)
 
     def compile_loop(self, f):
-        return python_loop(self, f)
+        """On a GPU, the minibatch step captured once as a CUDA graph and replayed for each
+        minibatch, because eager PyTorch launches each of a step's hundreds of small kernels from
+        Python, and on a GPU those launches, not the arithmetic, take most of a step's time. On
+        the CPU, the Python loop."""
+        if self._device.type != "cuda":
+            return python_loop(self, f)
+        return replay_loop(self, f, _capture_cuda_graph)
 
     def graph(self, fn):
         return fn
@@ -165,6 +174,96 @@ class TorchOps:
             return fn(*args)
 
         return step
+
+
+def replay_loop(ops, f, capture):
+    """:meth:`Ops.compile_loop` as one recorded step replayed per minibatch.
+
+    ``capture(warm, body) -> (y, replay)`` records ``body`` once (``warm`` first runs the step
+    without recording, as capture asks); ``replay()`` runs the recording again on the same
+    buffers. The recording reads the carry and the minibatch from fixed input buffers and writes
+    the step's carry back into them, so a replay needs no Python between minibatches; only the
+    minibatch ``x`` is copied in, and the loss ``y`` copied out, around each replay. One
+    recording is kept per shape of the inputs. The carry returned is a copy: the buffers belong
+    to the recording and change at its next replay."""
+    recordings = {}
+
+    def record(carry, x):
+        static_carry = _tree_map(torch.clone, carry)
+        static_x = tuple(torch.empty_like(a) for a in x)
+        carry_leaves = _leaves(static_carry)
+
+        def body():
+            new_carry, y = f(static_carry, static_x)
+            new_leaves = _leaves(new_carry)
+            if [t.shape for t in new_leaves] != [t.shape for t in carry_leaves]:
+                raise ValueError("compile_loop: the step must return a carry shaped like its "
+                                 "input carry")
+            for old, new in zip(carry_leaves, new_leaves):
+                old.copy_(new)                          # the carry of the next replay
+            return y
+
+        for s, a in zip(static_x, x):
+            s.copy_(a)
+        y, replay = capture(lambda: f(static_carry, static_x), body)
+        return static_carry, carry_leaves, static_x, y, replay
+
+    def run(carry, xs):
+        n = xs[0].shape[0]
+        key = (_structure(carry), tuple((t.shape, t.dtype) for t in _leaves(carry)),
+               tuple((a.shape[1:], a.dtype) for a in xs))
+        if key not in recordings:                       # the first minibatch, to warm up on
+            recordings[key] = record(carry, tuple(a[0] for a in xs))
+        static_carry, carry_leaves, static_x, y, replay = recordings[key]
+        for old, new in zip(carry_leaves, _leaves(carry)):
+            old.copy_(new)
+        ys = y.new_empty((n,) + tuple(y.shape))
+        for i in range(n):
+            for s, a in zip(static_x, xs):
+                s.copy_(a[i])
+            replay()
+            ys[i].copy_(y)
+        return _tree_map(torch.clone, static_carry), ys
+
+    return run
+
+
+WARMUP_STEPS = 3        # eager runs on a side stream before capture (PyTorch's CUDA graph notes)
+
+
+def _capture_cuda_graph(warm, body):
+    """``body`` recorded as a CUDA graph, after ``warm`` has run on a side stream (cuBLAS and
+    cuDNN create their handles and workspaces there, outside the recording)."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(WARMUP_STEPS):
+            warm()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        y = body()
+    return y, graph.replay
+
+
+def _leaves(tree):
+    """The tensors of nested tuples, lists and named tuples, in order."""
+    if isinstance(tree, (tuple, list)):
+        return [leaf for item in tree for leaf in _leaves(item)]
+    return [tree]
+
+
+def _structure(tree):
+    if isinstance(tree, (tuple, list)):
+        return type(tree), tuple(_structure(item) for item in tree)
+    return None
+
+
+def _tree_map(fn, tree):
+    if isinstance(tree, (tuple, list)):
+        items = [_tree_map(fn, item) for item in tree]
+        return type(tree)(*items) if hasattr(tree, "_fields") else type(tree)(items)
+    return fn(tree)
 
 
 def _allow_tf32(allowed):

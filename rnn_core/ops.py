@@ -116,6 +116,10 @@ class Ops(Protocol):
     def exp(self, x: Tensor, /) -> Tensor:
         """Elementwise e**x."""
 
+    def expm1(self, x: Tensor, /) -> Tensor:
+        """Elementwise ``e**x - 1``, to float32's precision also where ``x`` is near 0, where
+        ``exp(x) - 1`` loses digits (Adam's bias correction ``1 - β2**t``)."""
+
     def log(self, x: Tensor, /) -> Tensor:
         """Elementwise natural logarithm."""
 

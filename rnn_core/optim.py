@@ -46,8 +46,10 @@ class Adam:
         ops, b1, b2 = self.ops, self.beta1, self.beta2
         t, m, v = state
         t = t + 1.0
-        correction1 = 1.0 - ops.exp(t * math.log(b1))      # 1 − β1^t, shape (1,)
-        correction2 = 1.0 - ops.exp(t * math.log(b2))
+        # 1 − β^t as −expm1(t·log β), shape (1,): 1 − exp(·) would lose digits early on, where
+        # β2^t is near 1 (1 − 0.999 keeps 4 of float32's 7), and differ between devices' exp.
+        correction1 = -ops.expm1(t * math.log(b1))
+        correction2 = -ops.expm1(t * math.log(b2))
         m = [b1 * m_i + (1.0 - b1) * g for m_i, g in zip(m, grads)]
         v = [b2 * v_i + (1.0 - b2) * (g * g) for v_i, g in zip(v, grads)]
         new = [p - self.lr * (m_i / correction1) / (ops.sqrt(v_i / correction2) + self.eps)

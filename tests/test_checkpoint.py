@@ -15,7 +15,7 @@ from rnn_core.data import load_corpus
 from rnn_core.backend import REFERENCE, has
 from rnn_core.predict import predict_rnn
 
-from conftest import device_for, reference_ops
+from conftest import deterministic, device_for, reference_ops
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -28,12 +28,6 @@ def corpus():
 def small(**changes):
     return train.TrainConfig(**{"num_hiddens": 24, "num_epochs": 4, "pred_period": 2,
                                 "lr": 1.0, "clipping_theta": 1.0, **changes})
-
-
-def deterministic(ops):
-    """``ops`` again, asking for deterministic algorithms: on a GPU, a resumed run repeats the
-    uninterrupted run's bits only so (docs/gpu.md); on the CPU it changes nothing."""
-    return get_backend(ops.name, device_for(ops.name), deterministic=True)
 
 
 @pytest.mark.parametrize("sampling", ["random", "consecutive"])
@@ -73,6 +67,7 @@ def test_ctrl_c_during_an_epoch_saves_the_last_completed_one(ops, corpus, tmp_pa
     """While an epoch runs, the trainer keeps the weights and optimiser state of the last completed
     one for the Ctrl-C checkpoint: a compiled step must leave them readable (a framework that
     recycles its inputs' buffers, such as JAX with donated arguments, would delete them)."""
+    ops = deterministic(ops)
     config = small(optimizer="adam", lr=1e-2, pred_period=0)
     _, whole = train.train_and_predict_rnn(ops, corpus, config, log=lambda _: None)
     epochs, real = [], train.data_iter

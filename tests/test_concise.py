@@ -8,7 +8,7 @@ from rnn_core.data import load_corpus
 from rnn_core.errors import RNNCoreError
 from rnn_core.optim import Adam
 
-from conftest import BATCH, HIDDEN, STEPS, VOCAB, reference_ops, selected_backends
+from conftest import BATCH, HIDDEN, LAYER_ATOL, STEPS, VOCAB, reference_ops, selected_backends
 from test_cells import MODELS, TRAINED, make_problem
 from test_cells import on as on_cells
 from test_cells import reference_forward as reference_cells
@@ -196,10 +196,10 @@ def test_each_framework_layer_computes_the_matching_scratch_formula(layer_ops, a
     P, X_, _, S = on_cells(ops, params, X, Y, state)
     O, new_state = net.forward(X_, S, P)
     O_ref, state_ref = reference_cells(params, X, state)
-    np.testing.assert_allclose(ops.to_numpy(O), O_ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ops.to_numpy(O), O_ref, rtol=1e-4, atol=LAYER_ATOL)
     assert len(new_state) == len(state_ref)
     for s, s_ref in zip(new_state, state_ref):
-        np.testing.assert_allclose(ops.to_numpy(s), s_ref, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(ops.to_numpy(s), s_ref, rtol=1e-4, atol=LAYER_ATOL)
 
 
 @pytest.mark.parametrize("arch", CONCISE, ids=lambda m: "-".join(map(str, m)))
@@ -229,9 +229,9 @@ def test_framework_weights_convert_to_and_from_the_canonical_layout(layer_ops, a
     O, new_state = layer.apply([ops.asarray(weights[name]) for name, _, _ in layout], inputs,
                                tuple(ops.asarray(s) for s in state))
     O_ref, state_ref = reference_cells(canonical, X, state)
-    np.testing.assert_allclose(ops.to_numpy(O), O_ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ops.to_numpy(O), O_ref, rtol=1e-4, atol=LAYER_ATOL)
     for s, s_ref in zip(new_state, state_ref):
-        np.testing.assert_allclose(ops.to_numpy(s), s_ref, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(ops.to_numpy(s), s_ref, rtol=1e-4, atol=LAYER_ATOL)
 
 
 @pytest.mark.parametrize("arch", [("gru", "reset_after", 1), ("gru", "book", 1),

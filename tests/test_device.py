@@ -95,12 +95,21 @@ print(json.dumps(report))
 """
 
 
+def fresh_numerics_env():
+    """The environment of a fresh process, with cuBLAS's fixed workspace (a deterministic PyTorch
+    backend on a GPU needs it before CUDA starts) and without the deterministic XLA kernels that
+    the suite asks for on a GPU (conftest.py): the report must show only what the backends set."""
+    flags = os.environ.get("XLA_FLAGS", "").replace("--xla_gpu_deterministic_ops=true", "")
+    return {**os.environ, "PYTHONPATH": ROOT, "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
+            "XLA_FLAGS": flags.strip()}
+
+
 @functools.lru_cache(maxsize=None)
 def numerics_report(backend_name):
     result = subprocess.run([sys.executable, "-c", NUMERICS, backend_name,
                              device_for(backend_name)], capture_output=True,
                             text=True, cwd=ROOT, timeout=300, stdin=subprocess.DEVNULL,
-                            env={**os.environ, "PYTHONPATH": ROOT})
+                            env=fresh_numerics_env())
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 

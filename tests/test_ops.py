@@ -1,4 +1,6 @@
 """Every op of the protocol, on every backend, against NumPy (float32: rtol 1e-5, atol 1e-6)."""
+import math
+
 import numpy as np
 import pytest
 
@@ -95,10 +97,17 @@ def test_one_hot(ops):
     close(ops, ops.one_hot(ops.asarray(idx), 5), np.eye(5, dtype=np.float32)[idx], rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("name", ["tanh", "exp", "log", "sqrt"])
+@pytest.mark.parametrize("name", ["tanh", "exp", "expm1", "log", "sqrt"])
 def test_elementwise(ops, rng, name):
     x = rng.uniform(0.1, 3.0, size=(4, 5)).astype(np.float32)
     close(ops, getattr(ops, name)(ops.asarray(x)), getattr(np, name)(x))
+
+
+def test_expm1_keeps_its_digits_near_zero(ops):
+    """Adam's 1 − β2^t is −expm1(t·log β2): near t = 1 it must be exact to float32's precision,
+    which ``1 - exp(x)`` is not (it keeps 4 digits of 7 at x = log 0.999)."""
+    x = np.array([math.log(0.999), math.log(0.9), -1e-6, 1e-6, -3.0], np.float32)
+    close(ops, ops.expm1(ops.asarray(x)), np.expm1(x.astype(np.float64)), rtol=3e-7, atol=0)  # 2.5 ulp
 
 
 def test_sigmoid_is_the_logistic_function_without_overflow(ops, rng):

@@ -5,13 +5,13 @@ import random
 import numpy as np
 import pytest
 
-from rnn_core import model, train
+from rnn_core import model, optim, train
 from rnn_core.data import load_corpus
 from rnn_core.errors import TrainingDiverged, VocabularyError
 from rnn_core.backend import REFERENCE
 from rnn_core.predict import predict_rnn
 
-from conftest import reference_ops
+from conftest import deterministic, reference_ops
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +114,51 @@ def test_an_epoch_as_one_program_takes_the_steps_of_one_call_per_minibatch(ops, 
                                    atol=1e-4 * np.abs(update).max(), err_msg=f"{ops.name} {field}")
 
 
+def fake_recording(warm, body):
+    """A stand-in for a CUDA graph on the CPU: ``replay`` runs ``body`` again and writes its
+    output into the first run's tensor, as a graph's replay writes into the same buffers."""
+    warm()
+    y = body()
+    return y, lambda: y.copy_(body())
+
+
+@pytest.mark.parametrize("sampling", ["random", "consecutive"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_replayed_step_takes_the_steps_of_the_python_loop(ops, corpus, sampling, optimizer,
+                                                            monkeypatch):
+    """Where a backend records the step once and replays it per minibatch (PyTorch's CUDA
+    graphs, ``replay_loop``), the buffers are handled as the Python loop's values are: two
+    epochs, recorded in the first, give the Python loop's losses and weights, exactly on the
+    CPU, and what an epoch returns is not changed by the next one."""
+    module = __import__(type(ops).__module__, fromlist=["replay_loop"])
+    if not hasattr(module, "replay_loop"):
+        pytest.skip(f"the {ops.name} backend replays no recorded step")
+    ops = deterministic(ops)          # on a GPU the two loops are compared bit for bit as well
+    config = train.TrainConfig(sampling=sampling, optimizer=optimizer, seed=5, cell="lstm",
+                               num_hiddens=32, lr=100 if optimizer == "sgd" else 0.01)
+    V = corpus.vocab.vocab_size
+    params = model.get_params(ops, V, config.num_hiddens, config.seed, **train.model_spec(config))
+    opt_state = optim.make_optimizer(ops, config.optimizer, config.lr).init(params)
+    batches = list(itertools.islice(
+        train.data_iter(config, corpus.corpus_indices, random.Random(config.seed)), 6))
+    results = {}
+    for how in ("python", "replayed"):
+        if how == "replayed":
+            monkeypatch.setattr(ops, "compile_loop",
+                                lambda f: module.replay_loop(ops, f, fake_recording))
+        epoch = train.make_train_epoch(ops, V, config)
+        first = epoch(params, opt_state, batches[:3])
+        kept = [a.copy() for a in model.params_to_numpy(ops, first[0])]  # not a view
+        second = epoch(first[0], first[1], batches[3:])
+        for a, b in zip(kept, model.params_to_numpy(ops, first[0])):
+            np.testing.assert_array_equal(a, b)         # the first epoch's weights are kept
+        results[how] = (np.concatenate([first[2], second[2]]),
+                        model.params_to_numpy(ops, second[0]))
+    np.testing.assert_array_equal(results["replayed"][0], results["python"][0])
+    for a, b in zip(results["replayed"][1], results["python"][1]):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_the_books_path_gives_the_fast_paths_numbers(ops, corpus):
     fast, _ = first_losses(ops, corpus, train.TrainConfig(), 6)
     book, _ = first_losses(ops, corpus, train.TrainConfig(book_path=True), 6)
@@ -121,6 +166,7 @@ def test_the_books_path_gives_the_fast_paths_numbers(ops, corpus):
 
 
 def test_same_seed_same_numbers_other_seed_other_numbers(ops, corpus):
+    ops = deterministic(ops)
     config = train.TrainConfig(num_epochs=2, pred_period=0, num_hiddens=32)
     _, first = train.train_and_predict_rnn(ops, corpus, config)
     _, again = train.train_and_predict_rnn(ops, corpus, config)

@@ -1,30 +1,48 @@
 #!/usr/bin/env bash
-# What a session with a lent GPU runs (issue 15), one part per device call, each well inside the
-# device tool's 10 minutes a command. Every part tees its log into $OUT, which comes back.
+# What a session with a lent GPU runs (issue 15), each part well inside the device tool's 10
+# minutes a command. Every part tees its log into $OUT, which comes back.
 #
 #   here, once:   mkdir -p .data && cp ../shared/data/* .data/     (.data/ is git-ignored)
-#   device call:  bash docs/scripts/gpu_session.sh tests      with carry [".data"]
-#                 bash docs/scripts/gpu_session.sh learning   with carry [".data"]
-#                 bash docs/scripts/gpu_session.sh bench      with carry [".data"]
+#                 the notebook tools (jupytext, nbclient, nbformat, ipykernel) and their needs
+#                 that the image lacks, as wheels for its Python in .whl/ (git-ignored): pip
+#                 download -c constraints/current.txt --only-binary=:all: --python-version 3.12
+#                 --platform manylinux_2_28_x86_64 (and older) -d .whl jupytext nbclient nbformat
+#                 ipykernel, then delete the wheels of packages the image has
+#   device calls, with carry [".data", ".whl"], each within 10 minutes on the H100 (2026-11-24):
+#     WORKERS=12 bash docs/scripts/gpu_session.sh tests --tb=short
+#     WORKERS=4 bash docs/scripts/gpu_session.sh learning & bash docs/scripts/gpu_session.sh numerics; wait
+#     bash docs/scripts/gpu_session.sh bench
+#     bash docs/scripts/gpu_session.sh bench-tf32
+#   The suite with 8 workers beside the learning tests and the full runs reached 80% in 10
+#   minutes, and pytest prints its failures' tracebacks only at the end: give it a call alone.
+#   A list of test ids to run again must come from that machine's own run: some ids differ
+#   between installs, and pytest runs nothing when one is not found.
 #
-# tests:    the suite on the GPU (RNN_CORE_TEST_DEVICE=gpu) for the frameworks the machine has,
-#           the learning tests left for the next part;
-# learning: the learning tests (minutes of training on the book's corpora) on the GPU;
-# bench:    bench's GPU rows in IEEE float32 and with --tf32, then the epoch as one program
-#           against one call per minibatch (docs/scripts/epoch_loop.py).
+# tests:      the suite on the GPU (RNN_CORE_TEST_DEVICE=gpu) for the frameworks the machine has,
+#             the learning tests left out;
+# learning:   the learning tests (minutes of training on the book's corpora) on the GPU;
+# numerics:   full book runs (Jay Chou, 250 epochs, the fast path) of each backend and model in IEEE
+#             float32 and with --tf32, side by side: the effect of TF32 on perplexity;
+# bench:      bench's GPU rows in IEEE float32, two runs each (JAX's book path takes about two
+#             minutes a run there, every op a launch);
+# bench-tf32: bench's fast rows in IEEE float32 and with --tf32, one run each in one call (its
+#             effect on speed), then the epoch as one program against one call per minibatch
+#             (docs/scripts/epoch_loop.py).
 # BACKENDS (default: numpy torch jax, what the lent image has) and GPU=cpu (a dry run on a
-# machine without one, with $OUT a temporary folder) may be set. WORKERS=N spreads the tests over
-# N processes with pytest-xdist, carried as wheels in .whl/ (the image has no xdist, nor network):
-#   here, once:   pip download --no-deps --only-binary=:all: -d .whl pytest-xdist execnet
+# machine without one, with $OUT a temporary folder, and EPOCHS=2 for numerics) may be set.
+# WORKERS=N spreads the tests over N processes with pytest-xdist (the image has it). Arguments
+# after tests or learning go to pytest (a file, -k, --lf).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-part=${1:?"say which part: tests, learning or bench"}
+part=${1:?"say which part: tests, learning, numerics, bench or bench-tf32"}
 backends=${BACKENDS:-numpy torch jax}
 device=${GPU:-gpu}
 out=${OUT:?"OUT: the folder the logs go to (the device tool sets it)"}
-export PYTHONPATH=. PYTHONUNBUFFERED=1 RNN_CORE_DATA=${RNN_CORE_DATA:-.data} CI=true
-test -e "$RNN_CORE_DATA/timemachine.txt" || { echo "no corpora in $RNN_CORE_DATA: copy ../shared/data there and carry it" >&2; exit 2; }
-python - <<'EOF' 2>&1 | tee "$out/versions.txt"
+data=${RNN_CORE_DATA:-.data}
+test -e "$data/timemachine.txt" || { echo "no corpora in $data: copy ../shared/data there and carry it" >&2; exit 2; }
+# Absolute: the docs' tests run the pages' commands from folders of their own.
+export PYTHONPATH=. PYTHONUNBUFFERED=1 RNN_CORE_DATA=$(cd "$data" && pwd) CI=true
+python - <<'EOF' 2>&1 > "$out/versions.txt"
 import platform, subprocess
 print("python", platform.python_version())
 for name in ("numpy", "torch", "jax"):
@@ -37,9 +55,12 @@ print(subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdou
 EOF
 comma=$(echo "$backends" | tr ' ' ',')
 spread=()
+if compgen -G ".whl/*.whl" >/dev/null; then   # packages the image lacks, carried as wheels
+  flock /tmp/site.lock sh -c 'test -e /tmp/site/.done || { python -m pip install -q --no-index \
+    --no-deps --no-compile --target /tmp/site .whl/*.whl && touch /tmp/site/.done; }'
+  export PYTHONPATH=.:/tmp/site
+fi
 if [ -n "${WORKERS:-}" ]; then
-  python -m pip install -q --no-index --no-deps --no-compile --target /tmp/xdist .whl/*.whl
-  export PYTHONPATH=.:/tmp/xdist
   # Each worker is a process with its own JAX client, which would otherwise take 75% of the GPU.
   export XLA_PYTHON_CLIENT_PREALLOCATE=false
   spread=(-n "$WORKERS")
@@ -48,20 +69,42 @@ on_gpu=${backends/numpy/}       # the bench's table has one device: NumPy, CPU o
 case $part in
   tests)
     RNN_CORE_TEST_DEVICE=$device python -m pytest -q -p no:cacheprovider --backends "$comma" \
-      -m "not learning" --durations 15 "${spread[@]}" 2>&1 | tee "$out/tests-$device.txt" ;;
+      -m "not learning" --durations 15 "${spread[@]}" "${@:2}" 2>&1 | tee "$out/tests-$device.txt" ;;
   learning)
     RNN_CORE_TEST_DEVICE=$device python -m pytest -q -p no:cacheprovider --backends "$comma" \
-      -m learning --durations 15 "${spread[@]}" 2>&1 | tee "$out/learning-$device.txt" ;;
+      -m learning --durations 15 "${spread[@]}" "${@:2}" 2>&1 | tee "$out/learning-$device.txt" ;;
+  numerics)
+    # Several processes share the GPU here: none may take JAX's 75% of its memory.
+    export XLA_PYTHON_CLIENT_PREALLOCATE=false
+    for backend in $on_gpu; do
+      for model in scratch concise; do
+        for numerics in "" --tf32; do
+          # shellcheck disable=SC2086
+          (start=$SECONDS status=0
+           python -m rnn_core.run --backend "$backend" --device "$device" --model "$model" \
+             --corpus jaychou --max-chars 0 --pred-period 50 --pred-len 20 $numerics \
+             ${EPOCHS:+--epochs $EPOCHS} > "/tmp/numerics-$backend-$model$numerics.txt" 2>&1 \
+             || status=$?
+           echo "took $((SECONDS - start)) s, exit $status" \
+             >> "/tmp/numerics-$backend-$model$numerics.txt") &
+        done
+      done
+    done
+    wait
+    for log in /tmp/numerics-*.txt; do echo "== $log"; cat "$log"; done | tee "$out/numerics-$device.txt" ;;
   bench)
     # shellcheck disable=SC2086
-    python -m rnn_core.bench --device "$device" --backends $on_gpu --repeats 3 --epochs 5 \
-      --json "$out/bench-$device.json" 2>&1 | tee "$out/bench-$device.txt"
+    python -m rnn_core.bench --device "$device" --backends $on_gpu --repeats 2 --epochs 4 \
+      --json "$out/bench-$device.json" 2>&1 | tee "$out/bench-$device.txt" ;;
+  bench-tf32)
     # shellcheck disable=SC2086
-    python -m rnn_core.bench --device "$device" --backends $on_gpu --tf32 --repeats 3 \
-      --epochs 5 --json "$out/bench-$device-tf32.json" 2>&1 | tee "$out/bench-$device-tf32.txt"
+    for numerics in "" --tf32; do
+      python -m rnn_core.bench --device "$device" --backends $on_gpu $numerics --paths fast \
+        --repeats 1 --epochs 3 2>&1 | tee -a "$out/bench-$device-tf32.txt"
+    done
     # shellcheck disable=SC2086
     python docs/scripts/epoch_loop.py --device "$device" --backends $on_gpu \
       2>&1 | tee "$out/epoch-loop-$device.txt" ;;
   *)
-    echo "unknown part $part: tests, learning or bench" >&2; exit 2 ;;
+    echo "unknown part $part: tests, learning, numerics, bench or bench-tf32" >&2; exit 2 ;;
 esac
