@@ -17,12 +17,12 @@ from rnn_core.backend import PROFILES, REFERENCE, canonical_name, default_profil
 
 # Where tests run: the CPU unless RNN_CORE_TEST_DEVICE says otherwise (auto or gpu on a GPU machine).
 DEVICE = os.environ.get("RNN_CORE_TEST_DEVICE", "cpu")
+XLA_DETERMINISTIC = "--xla_gpu_deterministic_ops=true"
 if DEVICE != "cpu":
     # A test process starts many backends, and the deterministic ones (the resume tests) need
     # cuBLAS's fixed workspace and XLA's deterministic kernels, which each framework reads when its
     # GPU client starts: the suite asks for them first, as docs/gpu.md tells a user to.
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    XLA_DETERMINISTIC = "--xla_gpu_deterministic_ops=true"
     if XLA_DETERMINISTIC not in os.environ.get("XLA_FLAGS", ""):
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {XLA_DETERMINISTIC}".strip()
 
@@ -58,7 +58,8 @@ def deterministic(ops):
 
 # cuDNN's float32 RNN kernels (PyTorch's layer on a GPU) add in another order than a CPU does. In
 # issue 15's H100 session, with TF32 off, two stacked tanh layers over 35 steps were within 1.7e-5
-# of the float64 reference (3 outputs of 552 beyond 1e-5); on the CPU every framework is within 1e-5.
+# of the float64 reference (3 outputs of 552 beyond 1e-5); on the CPU every framework is within
+# 1e-5.
 LAYER_ATOL = 1e-5 if DEVICE == "cpu" else 4e-5
 
 

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import deterministic, device_for
+from conftest import device_for
 from rnn_core import api, get_backend, model
 from rnn_core.backend import REFERENCE, has
 from rnn_core.data import load_corpus
@@ -23,7 +23,7 @@ STABLE = {"lr": 1.0, "clipping_theta": 1.0}     # the second edition's step: bac
 def test_train_returns_the_core_loops_numbers(backend_name):
     result = api.train(backend_name, num_epochs=2, device=device_for(backend_name),
                        deterministic=True, **TINY)      # compared bit for bit, also on a GPU
-    ops = deterministic(get_backend(backend_name, device_for(backend_name)))
+    ops = get_backend(backend_name, device_for(backend_name), deterministic=True)
     config = TrainConfig(**{**book_defaults(), "num_hiddens": 16, "num_epochs": 2, "pred_len": 6})
     params, history = train_and_predict_rnn(ops, load_corpus(None), config, log=lambda _: None)
     assert result.backend == ops.name and result.corpus == "lyrics_zh"

@@ -16,7 +16,7 @@ from rnn_core import get_backend
 from rnn_core.backend import REFERENCE, has
 from rnn_core.errors import DeviceUnavailable, RNNCoreError
 
-from conftest import device_for
+from conftest import XLA_DETERMINISTIC, device_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -99,7 +99,7 @@ def fresh_numerics_env():
     """The environment of a fresh process, with cuBLAS's fixed workspace (a deterministic PyTorch
     backend on a GPU needs it before CUDA starts) and without the deterministic XLA kernels that
     the suite asks for on a GPU (conftest.py): the report must show only what the backends set."""
-    flags = os.environ.get("XLA_FLAGS", "").replace("--xla_gpu_deterministic_ops=true", "")
+    flags = os.environ.get("XLA_FLAGS", "").replace(XLA_DETERMINISTIC, "")
     return {**os.environ, "PYTHONPATH": ROOT, "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
             "XLA_FLAGS": flags.strip()}
 
