@@ -120,6 +120,22 @@ def test_adam_agrees_across_backends(ops, rng):
     np.testing.assert_allclose(results[1], results[0], rtol=1e-6, atol=1e-7)
 
 
+def test_adam_steps_are_exact_in_float32_from_the_first(ops):
+    """Each of Adam's first 20 steps, from zero weights and moments, against float64: the bias
+    correction 1 − β2^t is near 0.001 there, where 1 − exp(·) kept 4 of float32's 7 digits (up to
+    1e-5 off on NumPy); −expm1(·) keeps them (within 3e-7)."""
+    g = np.random.default_rng(0).normal(size=(50,)).astype(np.float32)
+    for t in range(1, 21):
+        adam = Adam(ops, lr=0.01)
+        state = (ops.asarray(np.full((1,), t - 1, np.float32)), [ops.zeros((50,))],
+                 [ops.zeros((50,))])
+        (p,), _ = adam.update((ops.zeros((50,)),), [ops.asarray(g)], state)
+        g64 = g.astype(np.float64)
+        m_hat, v_hat = 0.1 * g64 / (1 - 0.9 ** t), 0.001 * g64 ** 2 / (1 - 0.999 ** t)
+        np.testing.assert_allclose(ops.to_numpy(p), -0.01 * m_hat / (np.sqrt(v_hat) + 1e-8),
+                                   rtol=1e-6, atol=0, err_msg=f"t = {t}")
+
+
 @pytest.fixture(scope="module")
 def corpus():
     return load_corpus()
