@@ -42,6 +42,13 @@ def test_default_corpus_is_ours_and_holds_the_books_prefixes():
     assert len(load_corpus(max_chars=0).chars) >= 10_000
 
 
+def test_the_corpus_is_encoded_once():
+    """Training samples from ``corpus_indices`` every epoch; it is encoded once, not per epoch."""
+    corpus = load_corpus()
+    assert corpus.corpus_indices is corpus.corpus_indices
+    assert corpus.vocab.decode(corpus.corpus_indices) == corpus.chars
+
+
 def test_vocabulary_order_is_by_frequency_then_first_appearance():
     vocab = Vocab("babcxcc")
     assert vocab.idx_to_char == ["c", "b", "a", "x"]
