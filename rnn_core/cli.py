@@ -25,7 +25,7 @@ import tempfile
 import threading
 
 from rnn_core.backend import BACKEND_NAMES, DEVICES
-from rnn_core.errors import RNNCoreError
+from rnn_core.errors import RNNCoreError, interruption
 
 # Framework log settings the tools choose where the user has not: TensorFlow's C++ start-up notes
 # (CPU features, oneDNN) and its oneDNN int64 fallback notice, which it prints at error level
@@ -159,7 +159,10 @@ def run_main(main, argv=None) -> int:
         where = f" ({error.filename})" if error.filename else ""
         return _fail(f"{error.strerror or error}{where}: check that file or folder, its "
                      "permissions and the free space on its disk")
-    except KeyboardInterrupt as interrupt:
+    except BaseException as error:      # Ctrl-C or a signal, maybe wrapped by an extension
+        interrupt = interruption(error)
+        if interrupt is None:
+            raise
         signum = getattr(interrupt, "signum", signal.SIGINT)
         _say("interrupted" if signum == signal.SIGINT else
              f"stopped by {signal.Signals(signum).name}")

@@ -1,5 +1,6 @@
 """Errors a user can cause and fix. The command-line tools print their message, without a
 traceback, and exit with status 2; library callers can catch them by the built-in class too."""
+from __future__ import annotations
 
 
 class RNNCoreError(Exception):
@@ -29,3 +30,19 @@ class TrainingDiverged(RNNCoreError, FloatingPointError):
 class OutputError(RNNCoreError, OSError):
     """An output file (``--save``, ``--plot``, ``--json``) that cannot or must not be written: a
     folder, a device, one of the run's inputs, no permission, no space left."""
+
+
+def interruption(error: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C, SIGTERM or SIGHUP behind ``error``: ``error`` itself, or an exception it was
+    raised from or during; ``None`` for every other error.
+
+    A signal's handler raises in whatever Python code runs when the signal arrives, also in code
+    that a C extension called back (CI once saw NumPy ask a JAX scalar type for its hash); the
+    extension then reports ``SystemError`` raised from the ``KeyboardInterrupt``."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None

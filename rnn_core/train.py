@@ -28,7 +28,7 @@ from rnn_core.backend import has
 from rnn_core.cells import BOOK_SETTINGS
 from rnn_core.concise import ConciseRNN
 from rnn_core.data import Corpus
-from rnn_core.errors import RNNCoreError, TrainingDiverged
+from rnn_core.errors import RNNCoreError, TrainingDiverged, interruption
 from rnn_core.ops import Ops
 from rnn_core.optim import make_optimizer
 
@@ -328,12 +328,15 @@ def train_and_predict_rnn(ops: Ops, corpus: Corpus, config: TrainConfig,
             if save and (epoch == config.num_epochs or
                          (config.pred_period and epoch % config.pred_period == 0)):
                 write(*done)
-    except KeyboardInterrupt:
+    except BaseException as error:
+        interrupt = interruption(error)
+        if interrupt is None:
+            raise
         if save and done[0] >= start:
             write(*done)
             log(f"interrupted during epoch {done[0] + 1}: saved epoch {done[0]} to {save}; "
                 f"continue with --resume {save}")
         elif save:
             log(f"interrupted during epoch {start}, before it completed: nothing to save")
-        raise
+        raise interrupt
     return params, history

@@ -8,6 +8,8 @@ The tool runs as ``python -m MODULE ARGS`` would, through its own ``__main__``, 
   fails with ENOSPC, as a disk that fills up during training does (the first N saves succeed);
 * ``free-bytes=N``: every disk reports N bytes free;
 * ``interrupt-at-epoch=N``: Ctrl-C arrives during epoch N;
+* ``terminate-in-extension-at-epoch=N``: SIGTERM arrives during epoch N while a C extension runs
+  Python code of ours, and the extension reports it as ``SystemError`` raised from it;
 * ``mallopt-log=PATH``: glibc's ``mallopt`` is replaced by one that appends its arguments to
   PATH (and changes nothing).
 """
@@ -15,6 +17,7 @@ import ctypes
 import errno
 import os
 import runpy
+import signal
 import stat
 import sys
 
@@ -45,15 +48,30 @@ def free_bytes(count):
     shutil.disk_usage = disk_usage
 
 
-def interrupt_at_epoch(epoch):
+def raise_at_epoch(epoch, error):
     from rnn_core import train
     real = train.train_epoch
 
     def train_epoch(*args, **kwargs):
         if args[7] == int(epoch):                # train_epoch(ops, epoch_fn, ..., rng, epoch)
-            raise KeyboardInterrupt
+            raise error()
         return real(*args, **kwargs)
     train.train_epoch = train_epoch
+
+
+def interrupt_at_epoch(epoch):
+    raise_at_epoch(epoch, KeyboardInterrupt)
+
+
+def terminate_in_extension_at_epoch(epoch):
+    def error():
+        from rnn_core.cli import Terminated
+        try:
+            raise Terminated(signal.SIGTERM)
+        except Terminated as interrupt:          # as C code reports what its callback raised
+            raise SystemError("<function __numpy_dtype__> returned a result with an exception "
+                              "set") from interrupt
+    raise_at_epoch(epoch, error)
 
 
 def mallopt_log(path):
@@ -80,7 +98,9 @@ def mallopt_log(path):
 
 
 FAULTS = {"enospc-after": enospc_after, "free-bytes": free_bytes,
-          "interrupt-at-epoch": interrupt_at_epoch, "mallopt-log": mallopt_log}
+          "interrupt-at-epoch": interrupt_at_epoch,
+          "terminate-in-extension-at-epoch": terminate_in_extension_at_epoch,
+          "mallopt-log": mallopt_log}
 
 if __name__ == "__main__":
     faults, module, *arguments = sys.argv[1:]

@@ -142,6 +142,20 @@ def test_sigterm_saves_the_last_completed_epoch(tmp_path, backend_name, how, sta
     assert files(tmp_path) == ["ck.npz"]
 
 
+def test_a_signal_reported_by_an_extension_still_saves_and_stops(tmp_path):
+    """A signal's handler can raise inside Python code that a C extension called, and the
+    extension raises SystemError from it (CI saw NumPy do so, asking a JAX type for its hash): the
+    run still saves its last completed epoch and stops as SIGTERM does."""
+    path = tmp_path / "ck.npz"
+    result = run(*SMALL, "--epochs", "5", "--pred-period", "1", "--save", str(path),
+                 faults="terminate-in-extension-at-epoch=3")
+    assert result.returncode == 143, result.stderr
+    assert result.stderr.strip() == "stopped by SIGTERM"
+    assert "interrupted during epoch 3: saved epoch 2" in result.stdout
+    assert checkpoint.load(path).epoch == 2
+    assert files(tmp_path) == ["ck.npz"]
+
+
 def test_a_run_under_nohup_goes_on_after_a_hangup(tmp_path):
     """``nohup`` ignores SIGHUP so that a run outlives its terminal: the run keeps it ignored,
     and a SIGTERM after the hangup still saves and stops it."""
