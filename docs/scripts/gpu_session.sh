@@ -30,8 +30,9 @@
 #             (docs/scripts/epoch_loop.py).
 # BACKENDS (default: numpy torch jax, what the lent image has) and GPU=cpu (a dry run on a
 # machine without one, with $OUT a temporary folder, and EPOCHS=2 for numerics) may be set.
-# WORKERS=N spreads the tests over N processes with pytest-xdist (the image has it). Arguments
-# after tests or learning go to pytest (a file, -k, --lf).
+# WORKERS=N spreads the tests over N processes with pytest-xdist (the image has it), with work
+# stealing where its version has it. Arguments after tests or learning go to pytest (a file, -k,
+# --lf).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 part=${1:?"say which part: tests, learning, numerics, bench or bench-tf32"}
@@ -64,6 +65,11 @@ if [ -n "${WORKERS:-}" ]; then
   # Each worker is a process with its own JAX client, which would otherwise take 75% of the GPU.
   export XLA_PYTHON_CLIENT_PREALLOCATE=false
   spread=(-n "$WORKERS")
+  # Work stealing (pytest-xdist 3.2 or later) lets an idle worker take tests queued on another,
+  # as CI does; an older xdist keeps its default scheduling.
+  if python -c 'import sys, xdist; sys.exit(tuple(map(int, xdist.__version__.split(".")[:2])) < (3, 2))' 2>/dev/null; then
+    spread+=(--dist worksteal)
+  fi
 fi
 on_gpu=${backends/numpy/}       # the bench's table has one device: NumPy, CPU only, is left out
 case $part in
