@@ -43,10 +43,10 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     ops = get_backend(args.backend, args.device)
     separate, joined, difference = concatenated_matmul_identity(ops, args.seed)
-    np.set_printoptions(precision=6, suppress=True)
     print(f"backend {ops.name} on {ops.device}")
-    print(f"X·W_xh + H·W_hh =\n{separate}")
-    print(f"[X, H]·[W_xh; W_hh] =\n{joined}")
+    with np.printoptions(precision=6, suppress=True):    # for these two only, not the process
+        print(f"X·W_xh + H·W_hh =\n{separate}")
+        print(f"[X, H]·[W_xh; W_hh] =\n{joined}")
     print(f"largest difference: {difference:.3g}")
     return 0
 

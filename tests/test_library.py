@@ -6,9 +6,10 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from rnn_core import get_backend
+from rnn_core import get_backend, identity
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -83,3 +84,12 @@ def test_the_command_line_keeps_freed_buffers_where_arrays_come_from_malloc(tmp_
                 f"{_allocator.M_TRIM_THRESHOLD} {_allocator.TRIM_THRESHOLD}"]
     malloc = getattr(get_backend(backend_name, "cpu"), "malloc_arrays", False)
     assert calls == (expected if malloc else [])
+
+
+def test_the_identity_tool_called_from_a_notebook_keeps_numpys_print_options(backend_name,
+                                                                            capsys):
+    """It prints its matrices with six decimals, and only them."""
+    before = np.get_printoptions()
+    assert identity.main(["--backend", backend_name, "--device", "cpu"]) == 0
+    assert "largest difference" in capsys.readouterr().out
+    assert np.get_printoptions() == before
