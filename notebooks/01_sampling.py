@@ -109,6 +109,7 @@ api.perplexity_figure({name: r.perplexities for name, r in runs.items()},
                       "random and consecutive sampling, numpy, 8 epochs")
 
 # %% [markdown]
-# Both runs start from the same weights (the same `seed`) and see the same characters every
-# epoch, in a different order and with a different treatment of the state. The chapter trains
+# Both runs start from the same weights (the same `seed`) and read nearly the whole corpus every
+# epoch, in a different order and with a different treatment of the state: random sampling a
+# new choice of examples each epoch, consecutive sampling the same rows in the same order. The chapter trains
 # for 250 epochs; try `num_epochs=50` to see the curves separate further.

@@ -111,4 +111,5 @@ api.perplexity_figure(curves, "clipping keeps the step length at lr * theta")
 # %% [markdown]
 # The two clipped runs lie on top of each other, and the unclipped run climbs to perplexities
 # of many orders of magnitude above the vocabulary size: a model far worse than guessing.
-# (With `lr = 100` and no clipping the loss overflows within the first epoch; try it.)
+# (With `lr = 100` and no clipping the perplexity passes 1e145 in the first epoch and is `inf`
+# in the next, too large for a float, while the loss, its logarithm, stays finite; try it.)

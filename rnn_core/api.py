@@ -14,8 +14,8 @@ scripts. Every function here is a thin layer over the book's ``train_and_predict
 Settings are :class:`rnn_core.train.TrainConfig`'s fields, by their book names (``num_hiddens``,
 ``num_steps``, ``batch_size``, ``lr``, ``clipping_theta``, ``num_epochs``, ``pred_period``,
 ``pred_len``, ``prefixes``, ``sampling``, ``seed``, ``grad``, ``book_path``, ``model``,
-``optimizer``, ``init``); those not given are the book's for the model and optimiser
-(:func:`rnn_core.train.book_defaults`). Nothing here changes process-wide state: figures are
+``optimizer``, ``init``, ``cell``, ``variant``, ``num_layers``); those not given are the book's
+for the model, optimiser and cell (:func:`rnn_core.train.book_defaults`). Nothing here changes process-wide state: figures are
 built with matplotlib's object-oriented API (in Jupyter, ``%matplotlib inline`` draws them).
 """
 from __future__ import annotations

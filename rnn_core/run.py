@@ -6,7 +6,8 @@
 
 The defaults are the book's Jay Chou settings; ``--help`` lists every option. ``--model concise``
 trains the framework's own RNN layer instead (consecutive sampling by default, as in the book's
-concise runs; ``--optimizer adam`` defaults to the book's PyTorch learning rate 1e-3).
+concise runs; ``--optimizer adam`` defaults to the book's PyTorch learning rate, 1e-3 for the RNN and 1e-2 for
+the GRU and LSTM).
 ``--save PATH`` writes a checkpoint any backend can load; ``--resume PATH`` continues one.
 Every run ends with its last epoch's lines, whatever ``--epochs`` and ``--pred-period`` are.
 
@@ -98,7 +99,8 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hidden", type=cli.positive_int, default=None,
                    help="hidden units (default 256)")
     p.add_argument("--lr", type=cli.positive_float, default=None,
-                   help="learning rate (default: 100 with sgd, 0.001 with adam, as in the book)")
+                   help="learning rate (default: 100 with sgd; with adam 0.001 for the rnn, 0.01 for "
+                        "the gru and lstm; as in the book)")
     p.add_argument("--clip", type=cli.positive_float, default=None,
                    help="gradient clipping threshold θ, global L2 norm (default 0.01)")
     p.add_argument("--pred-period", type=cli.positive_int, default=None,
