@@ -5,20 +5,23 @@
 
 Prints, per seed and sampling, the largest relative difference of each backend's (and gradient
 method's) losses from the NumPy reference, and the same for the NumPy run itself restarted from
-weights changed by 1e-7 relative: the trajectory's own sensitivity to float32 rounding. Defaults:
-the book's lr 100 and θ 0.01, 20 steps, the project's default corpus."""
+weights changed by 1e-7 relative: the trajectory's own sensitivity to float32 rounding. The
+backends are the frameworks of this environment's install profile. Defaults: the book's lr 100 and
+θ 0.01, 20 steps, the project's default corpus."""
 import argparse
 
 import numpy as np
 
 from rnn_core import get_backend, model, train
+from rnn_core.backend import PROFILES, REFERENCE, default_profile
 from rnn_core.data import load_corpus
 
 
 def losses(ops, corpus, config, noise=0.0, num_batches=20):
     start = model.init_params(corpus.vocab.vocab_size, config.num_hiddens, config.seed)
     jitter = np.random.default_rng(99)
-    start = [(p * (1 + noise * jitter.standard_normal(p.shape))).astype(np.float32) for p in start]
+    start = type(start)(*((p * (1 + noise * jitter.standard_normal(p.shape))).astype(np.float32)
+                          for p in start))
     return train.first_losses(ops, corpus, config, num_batches,
                               params=model.params_to_backend(ops, start))[0]
 
@@ -31,7 +34,9 @@ def main():
     p.add_argument("--steps", type=int, default=20)
     args = p.parse_args()
     corpus = load_corpus(args.corpus)
-    backends = [get_backend(name, "cpu") for name in ("numpy", "torch", "tf", "mxnet")]
+    # The reference first, then every other framework of this environment's profile.
+    backends = [get_backend(name, "cpu") for name in
+                (REFERENCE, *(n for n in PROFILES[default_profile()] if n != REFERENCE))]
     print(f"corpus {corpus.name}; lr {args.lr:g}, θ {args.clip:g}; "
           f"max relative difference from numpy over {args.steps} steps")
     for seed in (0, 1, 7):
