@@ -274,8 +274,9 @@ def train_and_predict_rnn(ops: Ops, corpus: Corpus, config: TrainConfig,
     ``resume`` (a :class:`rnn_core.checkpoint.Checkpoint`) continues where it stopped: the same
     weights, optimiser state and sampler state, so the numbers are those of an uninterrupted run.
     ``save`` (a path) writes a checkpoint every ``pred_period`` epochs, at the end, and, on
-    Ctrl-C, the last completed epoch before the interrupt is passed on; a write that fails
-    raises :class:`rnn_core.errors.OutputError` and leaves the last good checkpoint as it was.
+    Ctrl-C or a loss that becomes NaN, the last completed epoch before the interrupt or the error
+    is passed on; a write that fails raises :class:`rnn_core.errors.OutputError` and leaves the
+    last good checkpoint as it was.
     ``on_epoch(result, num_epochs)`` is called after every epoch (a progress bar)."""
     from rnn_core import checkpoint
     from rnn_core.predict import predict_rnn
@@ -309,6 +310,7 @@ def train_and_predict_rnn(ops: Ops, corpus: Corpus, config: TrainConfig,
 
     history = []
     done = (start - 1, params, opt_state, rng.getstate())   # the last completed epoch
+    saved = start - 1                                       # the last epoch in ``save``
     try:
         for epoch in range(start, config.num_epochs + 1):
             params, opt_state, result = train_epoch(ops, epoch_fn, params, opt_state, config,
@@ -328,6 +330,14 @@ def train_and_predict_rnn(ops: Ops, corpus: Corpus, config: TrainConfig,
             if save and (epoch == config.num_epochs or
                          (config.pred_period and epoch % config.pred_period == 0)):
                 write(*done)
+                saved = epoch
+    except TrainingDiverged as error:
+        if not save or done[0] < start:
+            raise
+        if saved < done[0]:
+            write(*done)
+        raise TrainingDiverged(f"{error}; epoch {done[0]}, the last before it, is saved in "
+                               f"{save}") from None
     except BaseException as error:
         interrupt = interruption(error)
         if interrupt is None:

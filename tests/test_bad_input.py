@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from rnn_core import checkpoint, get_backend, model, train
+from rnn_core.backend import REFERENCE
 from rnn_core.data import load_corpus
 from rnn_core.errors import TrainingDiverged
 
@@ -116,6 +117,26 @@ def test_a_loss_that_becomes_nan_keeps_the_last_good_checkpoint(tmp_path):
         train.train_and_predict_rnn(ops, corpus, config, log=lambda _: None, save=path,
                                     params=model.params_to_backend(ops, poisoned))
     assert path.read_bytes() == good
+
+
+def test_a_loss_that_becomes_nan_later_saves_the_last_completed_epoch(tmp_path, monkeypatch):
+    """Epochs 1 and 2 completed, and the checkpoint (saved every 50 epochs) had none of them:
+    the error saves epoch 2 and says so. The code is the backend-neutral loop, so the reference
+    backend checks it, as the interrupt tests do."""
+    real = train.train_epoch
+
+    def train_epoch(*args, **kwargs):      # train_epoch(ops, epoch_fn, ..., rng, epoch)
+        if args[7] == 3:
+            raise TrainingDiverged("the loss became nan at epoch 3, batch 1: lower --lr")
+        return real(*args, **kwargs)
+    monkeypatch.setattr(train, "train_epoch", train_epoch)
+    path = tmp_path / "ck.npz"
+    config = train.TrainConfig(num_hiddens=16, num_epochs=5, pred_period=50)
+    with pytest.raises(TrainingDiverged, match=r"^the loss became nan at epoch 3, batch 1: lower "
+                                               r"--lr; epoch 2, the last before it, is saved in "):
+        train.train_and_predict_rnn(get_backend(REFERENCE), load_corpus(), config,
+                                    log=lambda _: None, save=path)
+    assert checkpoint.load(path).epoch == 2
 
 
 def test_nan_through_the_command_line_is_one_clear_line():
