@@ -92,9 +92,13 @@ def _reason(error: OSError) -> str:
     return error.strerror or str(error)
 
 
-def check_output(path, option: str, kind: str, need_bytes: int = 0) -> Path:
+def check_output(path, option: str, kind: str, need_bytes: int = 0, *,
+                 rewritten: bool = False) -> Path:
     """Check that ``option``'s file can be written (see the module doc), making its folder if
-    it is missing; return the path written (a symbolic link's target)."""
+    it is missing; return the path written (a symbolic link's target). ``need_bytes``: the
+    file's size; ``rewritten``: the run writes it again over itself (a checkpoint saved every few
+    epochs), and :func:`write_atomically` writes the new copy beside the old before the old goes,
+    so from the second write on the disk holds both."""
     text = os.fspath(path)
     what, example = KINDS[kind]
     if not text.strip():
@@ -131,10 +135,13 @@ def check_output(path, option: str, kind: str, need_bytes: int = 0) -> Path:
         raise OutputError(f"{option} {text} is read-only: make it writable (chmod u+w) or give "
                           "another name")
     free = shutil.disk_usage(folder).free
-    if need_bytes > free:
+    there = info.st_size if info is not None else 0        # the bytes the old copy holds now
+    needed = 2 * need_bytes - min(there, need_bytes) if rewritten else need_bytes
+    if needed > free:
         fix = fix_for(OSError(errno.ENOSPC, ""), option)
-        raise OutputError(f"{option} {text}: {what} of about {_size(need_bytes)} does not fit "
-                          f"in {folder}, which has {_size(free)} free: {fix}")
+        twice = f" ({_size(needed)} while a save replaces the last one)" if rewritten else ""
+        raise OutputError(f"{option} {text}: {what} of about {_size(need_bytes)}{twice} does "
+                          f"not fit in {folder}, which has {_size(free)} free: {fix}")
     return target
 
 

@@ -265,7 +265,8 @@ def check_outputs(args, corpus, config: TrainConfig) -> None:
     if args.save is not None:
         weights = sum(math.prod(shape) for shape in weight_shapes(corpus.vocab.vocab_size, config))
         outputs.check_output(args.save, "--save", "checkpoint", checkpoint.estimated_size(
-            weights, corpus.vocab.vocab_size, config.optimizer, config.num_epochs))
+            weights, corpus.vocab.vocab_size, config.optimizer, config.num_epochs),
+            rewritten=bool(config.pred_period) and config.num_epochs > config.pred_period)
     if args.plot is not None:
         suffix = Path(args.plot).suffix
         if suffix and suffix.lower() != ".png":

@@ -161,6 +161,19 @@ def test_a_disk_too_full_for_the_outputs_is_refused_before_training(tmp_path):
     assert files(tmp_path) == []
 
 
+def test_a_disk_with_room_for_one_checkpoint_but_not_two_is_refused_before_training(tmp_path):
+    """A checkpoint saved every epoch is written beside the last before that one goes: the
+    second save needs room for two (the first run would have stopped at epoch 2)."""
+    result = run(*SMALL, "--epochs", "3", "--pred-period", "1", "--save",
+                 str(tmp_path / "ck.npz"), faults="free-bytes=200000")   # 149 kB each
+    one_clear_line(result, f"--save {tmp_path / 'ck.npz'}", "about 149.2 kB (298.4 kB while a "
+                   "save replaces the last one) does not fit", "200.0 kB free")
+    assert "epoch" not in result.stdout and files(tmp_path) == []
+    result = run(*SMALL, "--epochs", "1", "--save", str(tmp_path / "ck.npz"),
+                 faults="free-bytes=200000")                        # one save: it fits
+    assert result.returncode == 0, result.stderr
+
+
 def test_a_save_that_fails_later_keeps_the_last_good_checkpoint(tmp_path, backend_name):
     """Epochs 1 and 2 are saved; the disk is full when epoch 3 is."""
     path = tmp_path / "ck.npz"
