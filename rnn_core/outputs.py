@@ -104,6 +104,9 @@ def check_output(path, option: str, kind: str, need_bytes: int = 0, *,
     if not text.strip():
         raise OutputError(f"{option} is empty: give a file name, for example {option} {example}")
     given = Path(text).expanduser()
+    if text.endswith(("/", os.sep)) and not given.is_dir():     # Path drops the slash
+        raise OutputError(f"{option} {text} names a folder (it ends with /): give a file name in "
+                          f"it, for example {option} {given / example}")
     try:
         info = os.stat(given)    # through links: what would be written
     except FileNotFoundError:

@@ -81,7 +81,8 @@ def trained(tmp_path_factory):
 @pytest.mark.parametrize("case", ["existing text file", "folder", "named pipe",
                                   "link to a named pipe", "corpus",
                                   "plot over the save", "plot over the resumed checkpoint",
-                                  "link loop", "path through a file", "empty name"])
+                                  "link loop", "path through a file", "empty name",
+                                  "new folder with a slash", "plot in a new folder"])
 def test_an_output_that_would_destroy_something_is_refused_before_training(tmp_path, trained,
                                                                           case):
     notes = tmp_path / "notes.txt"
@@ -104,6 +105,8 @@ def test_an_output_that_would_destroy_something_is_refused_before_training(tmp_p
         "link loop": (["--save", str(tmp_path / "loop")], "loops back"),
         "path through a file": (["--save", str(notes / "ck.npz")], "is a file, not a folder"),
         "empty name": (["--save", ""], "--save is empty"),
+        "new folder with a slash": (["--save", f"{tmp_path / 'new'}/"], "names a folder"),
+        "plot in a new folder": (["--plot", f"{tmp_path / 'plots'}/"], "names a folder"),
     }[case]
     before = {path: path.read_bytes() for path in (notes, trained)}
     listing = files(tmp_path)
