@@ -130,25 +130,36 @@ def load(path) -> Checkpoint:
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as error:
         raise CheckpointError(f"{path} is not a readable rnn-core checkpoint ({error}): it may be "
                               "truncated or not a checkpoint; use another one or train again") from error
-    if record.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not an rnn-core checkpoint (format {record.get('format')!r})")
+    found = record.get("format") if isinstance(record, dict) else None
+    if found != FORMAT:
+        raise CheckpointError(f"{path} is not an rnn-core checkpoint (format {found!r}): use "
+                              "another one or train again")
     expected = record.pop("sha256", None)
     if expected != _checksum(arrays, record):
         raise CheckpointError(f"{path} fails its checksum: the file was damaged or edited after it "
                               "was written; use another checkpoint or train again")
-    config = record["config"]
-    try:
-        kind = model.params_type(config.get("cell", "rnn"), config.get("variant", "book"),
-                                 config.get("num_layers", 1))
-        params = kind(*(arrays[f"params/{name}"] for name in kind._fields))
-    except (ValueError, KeyError) as error:
-        raise CheckpointError(f"{path} holds a model this version cannot read ({error}): "
+    try:        # a record of another shape (another version's, or one made by hand)
+        return _from_record(path, record, arrays)
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        if isinstance(error, CheckpointError):
+            raise
+        raise CheckpointError(f"{path} holds a model this version cannot read ({error!r}): "
                               "use another checkpoint or train again") from error
+
+
+def _from_record(path: Path, record: dict, arrays: dict) -> Checkpoint:
+    config = record["config"]
+    kind = model.params_type(config.get("cell", "rnn"), config.get("variant", "book"),
+                             config.get("num_layers", 1))
+    params = kind(*(arrays[f"params/{name}"] for name in kind._fields))
     vocab_size, num_hiddens = len(record["idx_to_char"]), config["num_hiddens"]
     shapes = model.param_shapes(kind, vocab_size, num_hiddens)
     if [p.shape for p in params] != shapes:
         raise CheckpointError(f"{path} holds weights of shapes {[p.shape for p in params]}, not "
                               f"those of its vocabulary and hidden size {shapes}")
+    if not isinstance(record["epoch"], int) or not isinstance(record["history"], list):
+        raise TypeError(f"epoch {record['epoch']!r}, history of type "
+                        f"{type(record['history']).__name__}")
     rng_version, rng_internal, rng_gauss = record["rng_state"]
     return Checkpoint(params=params, opt_state=_unflatten(record["opt_state"], arrays),
                       config=record["config"], idx_to_char=record["idx_to_char"],

@@ -1,4 +1,5 @@
 """Checkpoints: exact resumption, any backend loads any checkpoint, damage is refused."""
+import json
 import os
 import re
 import signal
@@ -143,6 +144,33 @@ def test_a_truncated_or_edited_checkpoint_is_refused(corpus, tmp_path):
         checkpoint.load(tmp_path / "edited.npz")
     with pytest.raises(checkpoint.CheckpointError, match="does not exist"):
         checkpoint.load(tmp_path / "missing.npz")
+
+
+def rewritten(path, tmp_path, change):
+    """A copy of the checkpoint at ``path`` whose record ``change`` edits, with its checksum
+    made again: a file that passes the checksum but holds another shape of record."""
+    with np.load(path) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    record = json.loads(bytes(arrays.pop("record.json")).decode("utf-8"))
+    record.pop("sha256")
+    record = change(record)
+    if isinstance(record, dict):
+        record["sha256"] = checkpoint._checksum(arrays, record)
+    out = tmp_path / "rewritten.npz"
+    np.savez(out, **arrays, **{"record.json": np.frombuffer(json.dumps(record).encode(), np.uint8)})
+    return out
+
+
+@pytest.mark.parametrize("change", [lambda r: [1, 2], lambda r: {**r, "epoch": "2"},
+                                    lambda r: {k: v for k, v in r.items() if k != "rng_state"},
+                                    lambda r: {**r, "config": None}],
+                         ids=["a list", "a text epoch", "no rng state", "no config"])
+def test_a_checkpoint_whose_record_has_another_shape_is_refused(corpus, tmp_path, change):
+    path = tmp_path / "good.npz"
+    train.train_and_predict_rnn(reference_ops(), corpus, small(num_epochs=1), log=lambda _: None,
+                                save=path)
+    with pytest.raises(checkpoint.CheckpointError, match="not an rnn-core checkpoint|cannot read"):
+        checkpoint.load(rewritten(path, tmp_path, change))
 
 
 def test_a_checkpoint_for_another_vocabulary_is_refused(corpus, tmp_path):
