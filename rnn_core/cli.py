@@ -145,7 +145,13 @@ def run_main(main, argv=None) -> int:
     try:
         with np.errstate(over="ignore", invalid="ignore"):
             status = main(argv) or 0
-        sys.stdout.flush()
+        try:                    # what is still buffered: here a full disk under stdout shows
+            sys.stdout.flush()
+        except BrokenPipeError:
+            raise
+        except (OSError, ValueError) as error:
+            discard_stdout()
+            raise RNNCoreError(_stdout_failed(error)) from error
         return status
     except BrokenPipeError:     # the reader went away (`| head`) and nothing was left to save
         discard_stdout()
@@ -172,6 +178,11 @@ def run_main(main, argv=None) -> int:
 def _fail(error) -> int:
     _say(f"error: {error}")
     return 2
+
+
+def _stdout_failed(error: Exception) -> str:
+    return (f"cannot write to standard output ({_reason(error)}): check where it goes (a full "
+            "disk?), or redirect it")
 
 
 def _say(line: str) -> None:
@@ -292,8 +303,7 @@ class Progress:
             if self.keep_going is None:
                 if isinstance(error, BrokenPipeError):
                     raise
-                raise RNNCoreError(f"cannot write to standard output ({_reason(error)}): "
-                                   "check where it goes (a full disk?), or redirect it") from error
+                raise RNNCoreError(_stdout_failed(error)) from error
             self.broken = True
             if self.stream is sys.stdout:
                 discard_stdout()

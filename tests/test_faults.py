@@ -91,6 +91,21 @@ def test_a_closed_stdout_is_one_note_and_the_run_still_saves(tmp_path):
     assert checkpoint.load(path).epoch == 2
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="/dev/full is Linux's")
+def test_a_full_disk_under_stdout_is_one_line_that_names_stdout():
+    """What a tool prints stays in the buffer until its end, where the full disk shows (unless
+    PYTHONUNBUFFERED asks otherwise: then it is the general line for a fault)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "rnn_core.identity", "--backend",
+                                 REFERENCE], stdout=full, stderr=subprocess.PIPE, text=True,
+                                cwd=ROOT, stdin=subprocess.DEVNULL, env=env, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: cannot write to standard output (No space left on device): check where it goes "
+        "(a full disk?), or redirect it"]
+
+
 @pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
 def test_an_encoding_that_cannot_show_the_corpus_prints_escapes_and_one_note(encoding):
     result = subprocess.run([sys.executable, "-m", "rnn_core.run", *SMALL, "--epochs", "1"],
