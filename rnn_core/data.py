@@ -225,7 +225,8 @@ def find_corpus_file(name: str) -> Path:
 
 # ---- reading and preprocessing -----------------------------------------------------------------
 def read_text(path: Path) -> str:
-    """The UTF-8 text of a ``.txt`` file, or of the one text member of a ``.zip``."""
+    """The UTF-8 text of a ``.txt`` file, or of the one text member of a ``.zip``; a byte-order
+    mark that some editors put first is not part of the text."""
     path = Path(path)
     try:
         is_file = stat.S_ISREG(os.stat(path).st_mode)
@@ -250,7 +251,7 @@ def read_text(path: Path) -> str:
         raise CorpusError(f"cannot read corpus file {path} ({error.strerror}): check the file "
                           "and the disk, or copy the text to another file") from error
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise CorpusError(
             f"{path} is not UTF-8 text (byte {error.start} is {data[error.start:error.start + 1]!r}"

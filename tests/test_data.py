@@ -87,6 +87,16 @@ def test_txt_and_zip_files_load_the_same_text(tmp_path):
     assert from_txt.chars == from_zip.chars == text.replace("\n", " ").replace("\r", " ")
 
 
+def test_a_byte_order_mark_is_not_part_of_the_text(tmp_path):
+    """Windows' Notepad saves "UTF-8" with one; it would be a character of the vocabulary and
+    the first of the default prefix."""
+    (tmp_path / "plain.txt").write_bytes("hello world\n".encode("utf-8") * 20)
+    (tmp_path / "marked.txt").write_bytes(b"\xef\xbb\xbf" + "hello world\n".encode("utf-8") * 20)
+    plain, marked = load_corpus(tmp_path / "plain.txt"), load_corpus(tmp_path / "marked.txt")
+    assert marked.chars == plain.chars and marked.prefixes == plain.prefixes == ("hello",)
+    assert marked.vocab.idx_to_char == plain.vocab.idx_to_char
+
+
 @pytest.mark.parametrize("make,message", [
     (lambda p: None, "does not exist"),
     (lambda p: p.write_bytes(b""), "no text"),
