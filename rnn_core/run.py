@@ -24,8 +24,9 @@ from pathlib import Path
 from rnn_core import checkpoint, cli, model, outputs
 from rnn_core.backend import get_backend
 from rnn_core.cells import CELLS
-from rnn_core.data import DEFAULT_MAX_CHARS, NAMED_CORPORA, load_corpus, usable_prefix
-from rnn_core.errors import CorpusError, RNNCoreError
+from rnn_core.data import (DEFAULT_MAX_CHARS, NAMED_CORPORA, first_word, load_corpus,
+                           usable_prefix)
+from rnn_core.errors import CorpusError, RNNCoreError, VocabularyError
 from rnn_core.train import (TrainConfig, book_defaults, make_forward, resolve_grad,
                              train_and_predict_rnn)
 
@@ -167,8 +168,19 @@ def main(argv=None) -> int:
                            "goes")
     given = args.prefixes if args.prefixes is not None else (
         config.prefixes if saved is not None else corpus.prefixes)
-    config.prefixes = tuple(usable_prefix(prefix, corpus.preprocessing, corpus.vocab,
-                                          "--prefixes", corpus.prefixes[0]) for prefix in given)
+    try:
+        config.prefixes = tuple(usable_prefix(prefix, corpus.preprocessing, corpus.vocab,
+                                              "--prefixes", corpus.prefixes[0])
+                                for prefix in given)
+    except VocabularyError:
+        if given is not corpus.prefixes:
+            raise
+        # The corpus's own prefixes, which the text kept for training (--max-chars) lacks.
+        raise VocabularyError(
+            f"the corpus's default prefixes {', '.join(map(repr, given))} are not all in the "
+            f"{len(corpus.chars):,} characters kept for training (--max-chars "
+            f"{corpus.max_chars}): keep more (--max-chars 0 keeps all) or give --prefixes from "
+            f"the kept text, for example --prefixes {first_word(corpus.chars)[0]}") from None
     if saved is not None and config.num_epochs <= saved.epoch:
         raise checkpoint.CheckpointError(
             f"the checkpoint has already trained {saved.epoch} epochs: give --epochs above "

@@ -139,6 +139,15 @@ def test_a_loss_that_becomes_nan_later_saves_the_last_completed_epoch(tmp_path, 
     assert checkpoint.load(path).epoch == 2
 
 
+def test_default_prefixes_cut_off_by_max_chars_ask_for_more_text_or_other_prefixes():
+    result = run("--max-chars", "10", "--epochs", "1")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        "error: the corpus's default prefixes '分开', '不分开' are not all in the 10 characters "
+        "kept for training (--max-chars 10): keep more (--max-chars 0 keeps all) or give "
+        "--prefixes from the kept text, for example --prefixes 雨落在旧街的屋檐"]
+
+
 def test_nan_through_the_command_line_is_one_clear_line():
     result = run("--epochs", "3", "--hidden", "16", "--lr", "1e38", "--clip", "1e38")
     assert result.returncode == 2, result.stdout
