@@ -262,8 +262,9 @@ def read_text(path: Path) -> str:
 def _read_zip_member(path: Path) -> bytes:
     try:
         with zipfile.ZipFile(path) as archive:
-            members = [info.filename for info in archive.infolist()
-                       if not info.is_dir() and not info.filename.startswith("__MACOSX/")]
+            members = [info.filename for info in archive.infolist()   # no folders, no names
+                       if info.filename and not info.filename.endswith("/")    # (a damaged one)
+                       and not info.filename.startswith("__MACOSX/")]
             wanted = [m for m in members if Path(m).name == path.stem] or members
             if len(wanted) != 1:
                 raise CorpusError(

@@ -6,7 +6,7 @@ import warnings
 import zipfile
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from rnn_core import sampling
 from rnn_core.data import load_corpus
@@ -111,6 +111,9 @@ def zip_bytes(members, compression):
        st.integers(0, 400), st.binary(max_size=20),
        st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2]),
        st.integers(0, 399), st.integers(0, 255))
+@example(members=[("a.txt", b"\x00"), ("__MACOSX/x", b"\x00"), ("a.txt", b"\x00"),
+                  ("dir/", b"\x00\x00\x00")], cut=0, junk=b"", compression=zipfile.ZIP_DEFLATED,
+         flip=311, value=0)          # a member's name damaged to '' (an IndexError once)
 def test_malformed_archives_load_or_raise_the_documented_error(tmp_path, members, cut, junk,
                                                               compression, flip, value):
     data = zip_bytes(members, compression)
