@@ -42,14 +42,17 @@ def on_selected(args: list, selected: list) -> list:
     """``--backend B`` / ``--backends A B`` limited to the backends this run of the suite tests:
     a backend that is not selected is replaced by the first selected one that can run the
     command (one with its own RNN layer for ``--model concise``), so a page's later commands,
-    which may load what an earlier one saved, still run."""
+    which may load what an earlier one saved, still run. None where no selected backend can run
+    it (``--model concise`` with ``--backends numpy``)."""
     args = list(args)
     if "--backend" in args:
         i = args.index("--backend") + 1
         if canonical_name(args[i]) not in selected:
             able = [name for name in selected
                     if option(args, "--model") != "concise" or has(name, "layers")]
-            args[i] = (able or selected)[0]
+            if not able:
+                return None
+            args[i] = able[0]
     if "--backends" in args:
         i = args.index("--backends") + 1
         end = next((j for j in range(i, len(args)) if args[j].startswith("--")), len(args))
@@ -60,8 +63,10 @@ def on_selected(args: list, selected: list) -> list:
 
 def shortened(words: list, selected: list) -> list:
     """The same command with about 1/50 of the epochs and, for new models, hidden 32, on the
-    selected backends."""
+    selected backends (None where none of them can run it)."""
     module, args = words[0], on_selected(words[1:], selected)
+    if args is None:
+        return None
     if module in ("rnn_core.run", "rnn_core.compare"):
         epochs = option(args, "--epochs")
         if epochs is None:
@@ -88,6 +93,8 @@ def test_every_command_on_the_page_runs(page, tmp_path, selected):
         if option(words, "--corpus") in ("jaychou", "timemachine") or words[0] == "rnn_core.bench":
             require_book_corpus(option(words, "--corpus") or "jaychou")
         run = shortened(words, selected)
+        if run is None:         # no selected backend can run it
+            continue
         result = subprocess.run([sys.executable, "-m", *run], capture_output=True, text=True,
                                 cwd=tmp_path, timeout=900, stdin=subprocess.DEVNULL,
                                 env={**os.environ, "PYTHONPATH": str(ROOT)})
