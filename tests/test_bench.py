@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from rnn_core import bench
@@ -45,6 +46,25 @@ def test_a_row_is_the_median_of_its_runs():
     assert row["tokens_per_s"] == 20.0 and row["runs_tokens_per_s"] == [30.0, 10.0, 20.0]
     assert row["peak_rss_mib"] == 300 and row["matmul_flops"] == {"large": 9.0, "recurrent": 4.5}
     assert bench.median_run([{"error": "no output"}]) == {"error": "no output"}
+
+
+def test_tokens_per_second_are_every_timed_token_over_every_timed_second(monkeypatch):
+    """Two timed epochs of 1 s and 3 s after a warm-up epoch: 2 x 1,120 tokens in 4 s, whatever
+    the warm-up took (the epochs' times are given, not measured)."""
+    from rnn_core import train
+    seconds = iter([100.0, 1.0, 3.0])
+
+    def train_epoch(ops, epoch_fn, params, opt_state, config, corpus_indices, rng, epoch):
+        tokens = config.batch_size * config.num_steps
+        return params, opt_state, train.EpochResult(epoch, 1.0, next(seconds), tokens,
+                                                    np.zeros(1))
+    monkeypatch.setattr(train, "train_epoch", train_epoch)
+    row = bench.child({"backend": REFERENCE, "device": "cpu", "precision": "float32",
+                       "deterministic": False, "path": "book", "corpus": None, "hidden": 8,
+                       "num_steps": 35, "batch_size": 32, "model": "scratch", "cell": "rnn",
+                       "warmup": 1, "epochs": 2})
+    assert row["tokens_per_s"] == 2 * 32 * 35 / 4.0
+    assert row["s_per_epoch"] == 2.0
 
 
 def test_matmul_rate_is_positive(ops):

@@ -138,6 +138,11 @@ def test_each_cell_keeps_the_books_names_and_state():
     assert [s.shape for s in get_cell("gru").init_state(ops, 3, 5)] == [(3, 5)]
     params = model.init_params(7, 5, cell="lstm", num_layers=2)
     assert len(model.init_state(ops, params, 3)) == 4              # (H, C) of each layer
+    for cell, variant in (("rnn", "book"), ("gru", "book"), ("gru", "reset_after"),
+                          ("lstm", "book")):                       # every state starts at zero
+        params = model.init_params(7, 5, cell=cell, variant=variant, num_layers=2)
+        for state in model.init_state(ops, params, 3):
+            np.testing.assert_array_equal(ops.to_numpy(state), np.zeros((3, 5)), err_msg=cell)
 
 
 def test_deep_parameters_name_each_layer_and_draw_the_books_init():

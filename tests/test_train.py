@@ -187,6 +187,19 @@ def test_train_and_predict_prints_the_books_lines(ops, corpus):
     assert lines[2].startswith(" - 不分开")
 
 
+def test_an_epochs_perplexity_is_exp_of_its_mean_loss_and_it_counts_every_label(corpus):
+    """The book's ``exp(l_sum / n)``: every minibatch has batch_size * num_steps labels, so the
+    mean per label is the mean of the minibatches' losses."""
+    config = train.TrainConfig(num_hiddens=8)
+
+    def epoch_fn(params, opt_state, batches):            # three minibatches' mean losses
+        return params, opt_state, np.array([1.0, 2.0, 3.0])
+    _, _, result = train.train_epoch(reference_ops(), epoch_fn, None, None, config,
+                                     corpus.corpus_indices, random.Random(0), 1, max_batches=3)
+    assert result.perplexity == pytest.approx(np.exp(2.0), rel=1e-12)
+    assert result.tokens == 3 * config.batch_size * config.num_steps
+
+
 def test_a_loss_that_becomes_nan_stops_training_naming_epoch_and_batch(ops, corpus):
     config = train.TrainConfig(num_epochs=3, pred_period=0, num_hiddens=16)
     params = model.init_params(corpus.vocab.vocab_size, 16)
