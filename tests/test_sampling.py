@@ -85,6 +85,32 @@ def test_second_edition_variants_keep_the_shift_and_the_continuation():
         previous = X
 
 
+def second_edition_random_batches(corpus_indices, batch_size, num_steps, rng):
+    """The second edition's random sampler (``seq_data_iter_random``), restated as its text
+    describes it: drop a random 0..num_steps-1 characters from the start, then sample as the
+    first edition does."""
+    corpus_indices = corpus_indices[rng.randint(0, num_steps - 1):]
+    num_examples = (len(corpus_indices) - 1) // num_steps
+    example_indices = list(range(num_examples))
+    rng.shuffle(example_indices)
+    for i in range(num_examples // batch_size):
+        chosen = example_indices[i * batch_size:(i + 1) * batch_size]
+        yield ([list(corpus_indices[j * num_steps:(j + 1) * num_steps]) for j in chosen],
+               [list(corpus_indices[j * num_steps + 1:(j + 1) * num_steps + 1]) for j in chosen])
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_second_editions_random_sampler_gives_its_batches(seed):
+    """Eight seeds: the offset is drawn from 0..6 and the book's batches follow from it."""
+    corpus = list(range(1000, 1000 + 503))
+    expected = list(second_edition_random_batches(corpus, 4, 7, random.Random(seed)))
+    got = list(sampling.data_iter_random_offset(corpus, 4, 7, rng=random.Random(seed)))
+    assert len(got) == len(expected)
+    for (X, Y), (bX, bY) in zip(got, expected):
+        np.testing.assert_array_equal(X, bX)
+        np.testing.assert_array_equal(Y, bY)
+
+
 @pytest.mark.parametrize("sampler,needed", [
     (sampling.data_iter_random, 32 * 35 + 1),
     (sampling.data_iter_consecutive, 32 * 36),

@@ -218,6 +218,18 @@ def trained(corpus):
     return model.params_to_numpy(ops, params)
 
 
+def test_generation_feeds_the_prefix_then_each_character_it_generates(ops, corpus, trained):
+    """The book's ``predict_rnn``: the model reads the prefix one character at a time, in order,
+    then each character it generates; so what it was fed is the text less its last character."""
+    P, fed = model.params_to_backend(ops, trained), []
+
+    def recording(X, state, params):                                   # X (1, 1)
+        fed.append(int(ops.to_numpy(X).reshape(-1)[0]))
+        return model.forward(ops, X, state, params, corpus.vocab.vocab_size)
+    text = predict_rnn(ops, "不分开我", 3, P, corpus.vocab, forward=recording)
+    assert len(text) == 7 and corpus.vocab.decode(fed) == text[:-1]
+
+
 def test_greedy_generation_agrees_across_backends(all_ops, corpus, trained):
     texts = {ops.name: predict_rnn(ops, "不分开", 30, model.params_to_backend(ops, trained),
                                    corpus.vocab) for ops in all_ops}
