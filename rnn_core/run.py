@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from rnn_core import checkpoint, cli, model, outputs
-from rnn_core.backend import get_backend
+from rnn_core.backend import BACKEND_NAMES, get_backend, has
 from rnn_core.cells import CELLS
 from rnn_core.data import (DEFAULT_MAX_CHARS, NAMED_CORPORA, first_word, load_corpus,
                            usable_prefix)
@@ -186,6 +186,12 @@ def main(argv=None) -> int:
             f"the checkpoint has already trained {saved.epoch} epochs: give --epochs above "
             f"{saved.epoch} to train further")
     ops = get_backend(args.backend, args.device, **cli.numerics_options(args))
+    if saved is not None and config.model == "concise" and not has(ops.name, "layers"):
+        able = ", ".join(name for name in BACKEND_NAMES if has(name, "layers"))
+        raise checkpoint.CheckpointError(
+            f"{args.resume} holds the concise model (a framework's own RNN layer), and the "
+            f"{ops.name} backend has none: resume it with --backend one of {able} (python -m "
+            f"rnn_core.generate runs it on {ops.name} as the scratch model, the same maths)")
     resolve_grad(ops, config)
     make_forward(ops, corpus.vocab.vocab_size, config)
     cli.check_memory(memory_needed(corpus.vocab.vocab_size, config),

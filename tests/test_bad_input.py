@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rnn_core import checkpoint, get_backend, model, train
-from rnn_core.backend import REFERENCE
+from rnn_core.backend import BACKEND_NAMES, REFERENCE, has
 from rnn_core.data import load_corpus
 from rnn_core.errors import TrainingDiverged
 
@@ -146,6 +146,25 @@ def test_default_prefixes_cut_off_by_max_chars_ask_for_more_text_or_other_prefix
         "error: the corpus's default prefixes '分开', '不分开' are not all in the 10 characters "
         "kept for training (--max-chars 10): keep more (--max-chars 0 keeps all) or give "
         "--prefixes from the kept text, for example --prefixes 雨落在旧街的屋檐"]
+
+
+def test_resuming_the_concise_model_without_an_rnn_layer_names_the_backends_with_one(tmp_path,
+                                                                                    selected):
+    layered = [name for name in selected if has(name, "layers")]
+    bare = [name for name in selected if not has(name, "layers")]
+    if not layered or not bare:
+        pytest.skip("needs a selected backend with an RNN layer and one without")
+    path = tmp_path / "ck.npz"
+    trained = run("--backend", layered[0], "--model", "concise", "--epochs", "1", "--hidden",
+                  "8", "--save", str(path), "--quiet")
+    assert trained.returncode == 0, trained.stderr
+    result = run("--resume", str(path), "--backend", bare[0], "--epochs", "2")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: {path} holds the concise model (a framework's own RNN layer), and the "
+        f"{bare[0]} backend has none: resume it with --backend one of "
+        f"{', '.join(n for n in BACKEND_NAMES if has(n, 'layers'))} (python -m "
+        f"rnn_core.generate runs it on {bare[0]} as the scratch model, the same maths)"]
 
 
 def test_nan_through_the_command_line_is_one_clear_line():
