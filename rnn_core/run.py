@@ -77,8 +77,8 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
                    help="sgd, as in the scratch chapter, or adam, as in the book's PyTorch run "
                         "(default sgd)")
     p.add_argument("--cell", choices=tuple(CELLS), default=None,
-                   help="rnn, gru or lstm; each with its book settings (160 epochs, "
-                        "consecutive sampling for the gru and lstm) (default rnn)")
+                   help="rnn, gru or lstm, each with its book settings: 160 epochs and "
+                        "consecutive sampling for the gru and lstm (default rnn)")
     p.add_argument("--variant", choices=sorted({v for c in CELLS.values() for v in c}),
                    default=None, help="the gru's formula: book (default for scratch) or "
                                       "reset_after (the frameworks' layers; default for concise)")
@@ -105,8 +105,9 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clip", type=cli.positive_float, default=None,
                    help="gradient clipping threshold θ, global L2 norm (default 0.01)")
     p.add_argument("--pred-period", type=cli.positive_int, default=None,
-                   help="print the perplexity and the generated text every N epochs, and "
-                        "always after the last one (default 50; 40 for the gru and lstm)")
+                   help="print the perplexity every N epochs and after the last one, with "
+                        "the generated text (compare: a row of its table) (default 50; 40 for "
+                        "the gru and lstm)")
     p.add_argument("--pred-len", type=cli.positive_int, default=None,
                    help=f"characters generated after each prefix, at most {MAX_PRED_LEN:,} "
                         "(default 50)")
