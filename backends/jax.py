@@ -40,6 +40,7 @@ def _deterministic_gpu_ops():
 class JaxOps:
     name = "jax"
     gpu_device = "gpu:0"
+    platforms_variable = "JAX_PLATFORMS"     # limits the platforms JAX may start
 
     @staticmethod
     def gpu_count():
@@ -49,6 +50,13 @@ class JaxOps:
             return 0
 
     def __init__(self, device="auto", *, precision="float32", deterministic=False):
+        try:
+            jax.devices()           # the platforms that JAX_PLATFORMS allows, if it is set
+        except RuntimeError as error:
+            raise DeviceUnavailable(
+                f"JAX cannot start ({error}): {self.platforms_variable}="
+                f"{os.environ.get(self.platforms_variable, '')!r} names a platform this machine "
+                f"lacks; unset {self.platforms_variable}, or set it to cpu") from None
         use_gpu = self.gpu_count() > 0 and device in ("gpu", "auto")
         if device == "gpu" and not use_gpu:
             raise DeviceUnavailable(

@@ -56,6 +56,22 @@ def test_gpu_where_the_framework_sees_none_is_refused_with_the_fix(backend_name,
     assert get_backend(backend_name, "auto").device != cls.gpu_device
 
 
+def test_a_platform_variable_naming_a_missing_platform_is_one_line(backend_name):
+    """A framework whose platforms an environment variable limits (``platforms_variable``:
+    JAX_PLATFORMS) and that names one the machine lacks (a TPU here) cannot start: one line."""
+    variable = getattr(get_backend(backend_name, "cpu"), "platforms_variable", None)
+    if variable is None:
+        pytest.skip(f"{backend_name} has no variable that limits its platforms")
+    result = subprocess.run([sys.executable, "-m", "rnn_core.identity", "--backend",
+                             backend_name, "--device", "cpu"], capture_output=True, text=True,
+                            cwd=ROOT, timeout=300, stdin=subprocess.DEVNULL,
+                            env={**os.environ, variable: "tpu"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    line, = result.stderr.splitlines()
+    assert line.endswith(f"{variable}='tpu' names a platform this machine lacks; unset "
+                         f"{variable}, or set it to cpu"), line
+
+
 def test_an_unknown_precision_is_refused():
     with pytest.raises(RNNCoreError, match="unknown precision 'fp16': choose one of float32, tf32"):
         get_backend("numpy", "cpu", precision="fp16")
