@@ -32,7 +32,10 @@ Every child gets the same thread settings: ``--threads`` (by default every CPU t
 use) in ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` and TensorFlow's two
 pools (``cli.THREAD_VARIABLES``), instead of each framework's own default; the table's header
 says how many. A child that fails has its whole error output printed; when bench is interrupted,
-terminated or killed, the running child is ended too.
+terminated or killed, the running child is ended too. After Ctrl-C or SIGTERM the rows measured
+so far are still printed and written (--json), a row not measured yet marked "interrupted" (or
+"stopped by SIGTERM"), and
+bench then ends as a stopped run does.
 """
 from __future__ import annotations
 
@@ -48,6 +51,7 @@ import numpy as np
 from rnn_core import cli
 from rnn_core.backend import BACKEND_NAMES, has, is_installed
 from rnn_core.cells import CELLS, get_cell
+from rnn_core.errors import interruption
 
 LARGE = 1024      # the large product: (1024, 1024)·(1024, 1024)
 
@@ -300,22 +304,35 @@ def main(argv=None) -> int:
              for model_kind in args.models if model_kind == "scratch" or has(backend, "layers")
              for path in args.paths]                 # the concise model needs the framework's layer
     runs = [[] for _ in specs]
-    for repeat in range(args.repeats):      # in rotation, so slow spells of a shared machine
-        for spec, spec_runs in zip(specs, runs):              # fall on every row alike
-            r = cli.run_child("rnn_core.bench", spec, args.timeout, threads=args.threads)
-            spec_runs.append(r)
-            print(f"  {spec['backend']} {spec['model']} {spec['path']} {spec['cell']} "
-                  f"({repeat + 1}/{args.repeats}): "
-                  + (r["error"].replace("\n", "\n    ") if "error" in r else
-                     f"{r['tokens_per_s']:,.0f} tokens/s"), file=sys.stderr, flush=True)
-    results = [median_run(spec_runs) for spec_runs in runs]
+    try:
+        for repeat in range(args.repeats):  # in rotation, so slow spells of a shared machine
+            for spec, spec_runs in zip(specs, runs):          # fall on every row alike
+                r = cli.run_child("rnn_core.bench", spec, args.timeout, threads=args.threads)
+                spec_runs.append(r)
+                print(f"  {spec['backend']} {spec['model']} {spec['path']} {spec['cell']} "
+                      f"({repeat + 1}/{args.repeats}): "
+                      + (r["error"].replace("\n", "\n    ") if "error" in r else
+                         f"{r['tokens_per_s']:,.0f} tokens/s"), file=sys.stderr, flush=True)
+        interrupt = None
+    except BaseException as error:  # Ctrl-C, SIGTERM: the rows measured so far are still shown
+        interrupt = interruption(error)
+        if interrupt is None:
+            raise
+    results = [median_run(spec_runs) if spec_runs else
+               {**spec, "error": cli.describe_interruption(interrupt)}
+               for spec, spec_runs in zip(specs, runs)]
     if all("error" in r for r in results):
+        if interrupt is not None:
+            raise interrupt
         raise ValueError("every measurement failed: " + cli.last_line(results[0]["error"]))
     summary = summarise(results, args.hidden, args.threads)
     if args.json:           # first: a reader that stops early (| head) does not lose it
         outputs.write_atomically(args.json, json.dumps(summary, indent=2).encode(),
                                  "the JSON file")
     print(table(summary))
+    if interrupt is not None:
+        sys.stdout.flush()
+        raise interrupt         # run_main's last line and exit status, as for any stopped run
     return 0
 
 

@@ -169,10 +169,16 @@ def run_main(main, argv=None) -> int:
         interrupt = interruption(error)
         if interrupt is None:
             raise
-        signum = getattr(interrupt, "signum", signal.SIGINT)
-        _say("interrupted" if signum == signal.SIGINT else
-             f"stopped by {signal.Signals(signum).name}")
-        return 128 + signum
+        _say(describe_interruption(interrupt))
+        return 128 + getattr(interrupt, "signum", signal.SIGINT)
+
+
+def describe_interruption(interrupt: KeyboardInterrupt) -> str:
+    """``'interrupted'`` for Ctrl-C, ``'stopped by SIGTERM'`` (or SIGHUP) for a signal: the
+    last line :func:`run_main` prints, and what compare and bench record for the work it
+    stopped."""
+    signum = getattr(interrupt, "signum", signal.SIGINT)
+    return "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
 
 
 def _fail(error) -> int:

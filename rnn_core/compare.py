@@ -15,7 +15,9 @@ layer: its reference is the NumPy scratch model on the same weights, the same fu
 Every child gets the same thread settings (``--threads``, by default every CPU this process may
 use, in ``OMP_NUM_THREADS`` and the others of ``cli.THREAD_VARIABLES``), so that the seconds per
 epoch of the rows are comparable. A child that fails has its whole error output printed; when
-compare is interrupted, terminated or killed, the running child is ended too."""
+compare is interrupted, terminated or killed, the running child is ended too. After Ctrl-C or
+SIGTERM the backends that finished are still printed and written (--json, --plot), the stopped
+and unstarted ones listed as skipped, and compare then ends as a stopped run does."""
 from __future__ import annotations
 
 import argparse
@@ -29,6 +31,7 @@ import numpy as np
 from rnn_core import api, cli, outputs, run
 from rnn_core.backend import BACKEND_NAMES, canonical_name, get_backend, has
 from rnn_core.data import DEFAULT_MAX_CHARS
+from rnn_core.errors import interruption
 
 # run's options -> TrainConfig fields (the others are run's hyperparameters, run.HYPERPARAMETERS).
 LENGTHS = {"epochs": "num_epochs", "pred_period": "pred_period", "pred_len": "pred_len",
@@ -139,13 +142,24 @@ def main(argv=None) -> int:
         raise ValueError("--backends: no backend to compare; name at least one, for example "
                          "--backends numpy torch")
     board, results, skipped = Board(), {}, {}
+    interrupt = None        # Ctrl-C or SIGTERM: the backends that finished are still shown
     for k, name in enumerate(names, start=1):
         board.start(name, k, len(names))
         spec = {"backend": name, "device": args.device, "corpus": args.corpus,
                 "max_chars": DEFAULT_MAX_CHARS if args.max_chars is None else args.max_chars,
                 "numerics": cli.numerics_options(args), "settings": given}
-        outcome = cli.run_child("rnn_core.compare", spec, timeout=3600, on_progress=board.epoch,
-                                threads=args.threads)
+        try:
+            outcome = cli.run_child("rnn_core.compare", spec, timeout=3600,
+                                    on_progress=board.epoch, threads=args.threads)
+        except BaseException as error:
+            interrupt = interruption(error)
+            if interrupt is None:
+                raise
+            why = cli.describe_interruption(interrupt)
+            board.done(f"{name}: {why}")
+            skipped[name] = why
+            skipped.update({later: f"not started ({why})" for later in names[k:]})
+            break
         if "error" in outcome:          # the table keeps its last line; here, all of it
             skipped[name] = cli.last_line(outcome["error"])
             board.done(f"{name}: " + outcome["error"].replace("\n", "\n    "))
@@ -155,6 +169,8 @@ def main(argv=None) -> int:
         board.done(f"{name}: perplexity {r.perplexities[-1]:.3f} after {len(r.history)} epochs, "
                    f"{float(np.median(r.seconds[1:] or r.seconds)):.3f} s/epoch on {r.device}")
     board.bar.close()
+    if interrupt is not None and not results:
+        raise interrupt
     if not results:
         raise ValueError("every backend failed: " + "; ".join(f"{n}: {e}" for n, e in
                                                               skipped.items()))
@@ -178,6 +194,9 @@ def main(argv=None) -> int:
     print("\ngenerated text (greedy)\n" + comparison.samples_text())
     if args.plot:
         print(f"\nplot: {args.plot}")
+    if interrupt is not None:
+        sys.stdout.flush()
+        raise interrupt         # run_main's last line and exit status, as for any stopped run
     return 0
 
 

@@ -10,6 +10,9 @@ The tool runs as ``python -m MODULE ARGS`` would, through its own ``__main__``, 
 * ``interrupt-at-epoch=N``: Ctrl-C arrives during epoch N;
 * ``terminate-in-extension-at-epoch=N``: SIGTERM arrives during epoch N while a C extension runs
   Python code of ours, and the extension reports it as ``SystemError`` raised from it;
+* ``signal-at-child=N:NAME``: signal NAME (SIGINT, as Ctrl-C, or SIGTERM) arrives while compare
+  or bench runs its Nth child process (``cli.run_child``): at the child's first progress line
+  where the tool follows its progress (compare), else as the child starts (bench);
 * ``mallopt-log=PATH``: glibc's ``mallopt`` is replaced by one that appends its arguments to
   PATH (and changes nothing).
 """
@@ -74,6 +77,32 @@ def terminate_in_extension_at_epoch(epoch):
     raise_at_epoch(epoch, error)
 
 
+def signal_at_child(value):
+    from rnn_core import cli
+    number, name = value.split(":")
+    real, calls = cli.run_child, [0]
+
+    def send():
+        os.kill(os.getpid(), getattr(signal, name))
+
+    def run_child(module, spec, timeout, on_progress=None, threads=None):
+        calls[0] += 1
+        if calls[0] != int(number):
+            return real(module, spec, timeout, on_progress, threads)
+        if on_progress is None:
+            send()
+            return real(module, spec, timeout, on_progress, threads)
+        sent = []
+
+        def progress(record):
+            if not sent:
+                sent.append(True)
+                send()
+            on_progress(record)
+        return real(module, spec, timeout, progress, threads)
+    cli.run_child = run_child
+
+
 def mallopt_log(path):
     real = ctypes.CDLL
 
@@ -100,6 +129,7 @@ def mallopt_log(path):
 FAULTS = {"enospc-after": enospc_after, "free-bytes": free_bytes,
           "interrupt-at-epoch": interrupt_at_epoch,
           "terminate-in-extension-at-epoch": terminate_in_extension_at_epoch,
+          "signal-at-child": signal_at_child,
           "mallopt-log": mallopt_log}
 
 if __name__ == "__main__":

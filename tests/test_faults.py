@@ -2,6 +2,7 @@
 closed standard output, an encoding that cannot show the corpus, a model too large for memory,
 SIGTERM. Through the command line, with real permissions (root's dropped by setpriv), and a full
 disk or an interrupt injected by tests/faults.py."""
+import json
 import os
 import signal
 import subprocess
@@ -186,3 +187,50 @@ def test_a_run_under_nohup_goes_on_after_a_hangup(tmp_path):
     out, err = process.communicate(timeout=120)
     assert process.returncode == 143, err
     assert err.strip() == "stopped by SIGTERM"
+
+
+@pytest.mark.parametrize("how,status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_stopping_compare_keeps_the_backends_that_finished(tmp_path, selected, how, status):
+    """Ctrl-C or SIGTERM while the second backend trains: the first one's results are still
+    printed and written, the stopped and the unstarted ones are marked, and compare ends as a
+    stopped run does."""
+    names = list(dict.fromkeys([REFERENCE, *selected]))
+    if len(names) < 2:
+        pytest.skip("needs a selected backend besides the NumPy reference")
+    out, png = tmp_path / "compare.json", tmp_path / "curves.png"
+    result = run("--backends", *names, "--epochs", "2", "--hidden", "8", "--pred-len", "4",
+                 "--json", str(out), "--plot", str(png), module="rnn_core.compare",
+                 faults=f"signal-at-child=2:{how.name}")
+    assert result.returncode == status, result.stderr
+    why = "interrupted" if how == signal.SIGINT else f"stopped by {how.name}"
+    assert result.stderr.strip().splitlines()[-1] == why
+    assert f"  {names[1]}: {why}" in result.stderr
+    saved = json.loads(out.read_text())
+    assert [r["backend"] for r in saved["results"]] == [REFERENCE]
+    assert len(saved["results"][0]["perplexity"]) == 2
+    assert saved["skipped"] == {names[1]: why, **{name: f"not started ({why})"
+                                                  for name in names[2:]}}
+    assert f"| {names[1]} | skipped: {why} |" in result.stdout
+    assert f"{REFERENCE}  分开" in result.stdout                       # its generated text
+    assert png.read_bytes().startswith(b"\x89PNG")
+    assert files(tmp_path) == ["compare.json", "curves.png"]
+
+
+@pytest.mark.parametrize("how,status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_stopping_bench_keeps_the_rows_measured(tmp_path, how, status):
+    """Ctrl-C or SIGTERM as the second row starts: the first row is still printed and written,
+    the second marked, and bench ends as a stopped run does."""
+    out = tmp_path / "bench.json"
+    result = run("--backends", REFERENCE, "--models", "scratch", "--paths", "book", "fast",
+                 "--hidden", "8", "--epochs", "1", "--warmup", "0", "--repeats", "1",
+                 "--corpus", "lyrics_zh", "--json", str(out), module="rnn_core.bench",
+                 faults=f"signal-at-child=2:{how.name}")
+    assert result.returncode == status, result.stderr
+    why = "interrupted" if how == signal.SIGINT else f"stopped by {how.name}"
+    assert result.stderr.strip().splitlines()[-1] == why
+    rows = json.loads(out.read_text())["results"]
+    assert [(r["path"], "tokens_per_s" in r, r.get("error")) for r in rows] == [
+        ("book", True, None), ("fast", False, why)]
+    assert f"| {REFERENCE} | scratch | book | rnn | " in result.stdout
+    assert f"| {REFERENCE} | scratch | fast | rnn | {why} |" in result.stdout
+    assert files(tmp_path) == ["bench.json"]
