@@ -136,6 +136,7 @@ def main(argv=None) -> int:
         return 0
     given = settings(args)
     config = api.make_config(**given)            # refuses a bad setting before any training
+    run.check_pred_len(config.pred_len)
     check_outputs(args)
     names = list(dict.fromkeys(canonical_name(b) for b in args.backends))
     if not names:

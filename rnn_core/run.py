@@ -125,6 +125,15 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     cli.add_numerics_options(p)
 
 
+def check_pred_len(pred_len: int) -> None:
+    """Refuse a --pred-len longer than a training log prints (run and compare)."""
+    if pred_len > MAX_PRED_LEN:
+        raise RNNCoreError(f"--pred-len {pred_len} is more than the {MAX_PRED_LEN:,} "
+                           "characters a training log prints: write long texts with python -m "
+                           "rnn_core.generate --checkpoint PATH --num-chars N, which prints as it "
+                           "goes")
+
+
 def book_config(args) -> TrainConfig:
     """The book's settings, with the options the user gave."""
     given = {field: getattr(args, option) for option, field in HYPERPARAMETERS.items()
@@ -162,11 +171,7 @@ def main(argv=None) -> int:
         if getattr(args, option) is not None:
             setattr(config, field, getattr(args, option))
     config.book_path = config.book_path or args.book_path   # the same numbers, either path
-    if config.pred_len > MAX_PRED_LEN:
-        raise RNNCoreError(f"--pred-len {config.pred_len} is more than the {MAX_PRED_LEN:,} "
-                           "characters a training log prints: write long texts with python -m "
-                           "rnn_core.generate --checkpoint PATH --num-chars N, which prints as it "
-                           "goes")
+    check_pred_len(config.pred_len)
     given = args.prefixes if args.prefixes is not None else (
         config.prefixes if saved is not None else corpus.prefixes)
     try:

@@ -86,7 +86,10 @@ def test_run_child_passes_progress_on_as_it_comes():
 
 def test_compare_refuses_bad_input_in_one_line():
     for args, message in ((["--backends", "nope"], "unknown backend 'nope'"),
-                          (["--epochs", "0"], "must be a positive integer")):
+                          (["--epochs", "0"], "must be a positive integer"),
+                          (["--backends", REFERENCE, "--epochs", "1", "--hidden", "8",
+                            "--pred-len", "200000"],
+                           "--pred-len 200000 is more than the 100,000 characters")):
         result = run("rnn_core.compare", *args)
         assert result.returncode == 2 and message in result.stderr, result.stderr
-        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr    # before training
