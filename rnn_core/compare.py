@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import random
 import sys
 from pathlib import Path
 
@@ -30,8 +31,9 @@ import numpy as np
 
 from rnn_core import api, cli, outputs, run
 from rnn_core.backend import BACKEND_NAMES, canonical_name, get_backend, has
-from rnn_core.data import DEFAULT_MAX_CHARS
+from rnn_core.data import DEFAULT_MAX_CHARS, load_corpus
 from rnn_core.errors import interruption
+from rnn_core.train import data_iter
 
 # run's options -> TrainConfig fields (the others are run's hyperparameters, run.HYPERPARAMETERS).
 LENGTHS = {"epochs": "num_epochs", "pred_period": "pred_period", "pred_len": "pred_len",
@@ -137,6 +139,13 @@ def main(argv=None) -> int:
     given = settings(args)
     config = api.make_config(**given)            # refuses a bad setting before any training
     run.check_pred_len(config.pred_len)
+    max_chars = DEFAULT_MAX_CHARS if args.max_chars is None else args.max_chars
+    # The corpus, the prefixes and the batch shape, checked here as run checks them, so that a
+    # mistake is one line before any child starts, not one per child and a summary of them.
+    corpus = load_corpus(args.corpus, max_chars=max_chars)
+    prefixes = run.usable_prefixes(args.prefixes if args.prefixes is not None
+                                   else corpus.prefixes, corpus)
+    data_iter(config, corpus.corpus_indices, random.Random(0))   # too short for one batch
     check_outputs(args)
     names = list(dict.fromkeys(canonical_name(b) for b in args.backends))
     if not names:
@@ -147,8 +156,8 @@ def main(argv=None) -> int:
     for k, name in enumerate(names, start=1):
         board.start(name, k, len(names))
         spec = {"backend": name, "device": args.device, "corpus": args.corpus,
-                "max_chars": DEFAULT_MAX_CHARS if args.max_chars is None else args.max_chars,
-                "numerics": cli.numerics_options(args), "settings": given}
+                "max_chars": max_chars, "numerics": cli.numerics_options(args),
+                "settings": {**given, "prefixes": prefixes}}
         try:
             outcome = cli.run_child("rnn_core.compare", spec, timeout=3600,
                                     on_progress=board.epoch, threads=args.threads)

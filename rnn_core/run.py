@@ -125,6 +125,24 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     cli.add_numerics_options(p)
 
 
+def usable_prefixes(given, corpus) -> tuple:
+    """The prefixes as the corpus's preprocessing writes them, or one line naming --prefixes and
+    the fix (empty, nothing left after the preprocessing, unknown characters); run and compare.
+    The corpus's own default prefixes, where the text kept for training (--max-chars) lacks
+    them, ask for more text or other prefixes."""
+    try:
+        return tuple(usable_prefix(prefix, corpus.preprocessing, corpus.vocab, "--prefixes",
+                                   corpus.prefixes[0]) for prefix in given)
+    except VocabularyError:
+        if given is not corpus.prefixes:
+            raise
+        raise VocabularyError(
+            f"the corpus's default prefixes {', '.join(map(repr, given))} are not all in the "
+            f"{len(corpus.chars):,} characters kept for training (--max-chars "
+            f"{corpus.max_chars}): keep more (--max-chars 0 keeps all) or give --prefixes from "
+            f"the kept text, for example --prefixes {first_word(corpus.chars)[0]}") from None
+
+
 def check_pred_len(pred_len: int) -> None:
     """Refuse a --pred-len longer than a training log prints (run and compare)."""
     if pred_len > MAX_PRED_LEN:
@@ -172,21 +190,8 @@ def main(argv=None) -> int:
             setattr(config, field, getattr(args, option))
     config.book_path = config.book_path or args.book_path   # the same numbers, either path
     check_pred_len(config.pred_len)
-    given = args.prefixes if args.prefixes is not None else (
-        config.prefixes if saved is not None else corpus.prefixes)
-    try:
-        config.prefixes = tuple(usable_prefix(prefix, corpus.preprocessing, corpus.vocab,
-                                              "--prefixes", corpus.prefixes[0])
-                                for prefix in given)
-    except VocabularyError:
-        if given is not corpus.prefixes:
-            raise
-        # The corpus's own prefixes, which the text kept for training (--max-chars) lacks.
-        raise VocabularyError(
-            f"the corpus's default prefixes {', '.join(map(repr, given))} are not all in the "
-            f"{len(corpus.chars):,} characters kept for training (--max-chars "
-            f"{corpus.max_chars}): keep more (--max-chars 0 keeps all) or give --prefixes from "
-            f"the kept text, for example --prefixes {first_word(corpus.chars)[0]}") from None
+    config.prefixes = usable_prefixes(args.prefixes if args.prefixes is not None else (
+        config.prefixes if saved is not None else corpus.prefixes), corpus)
     if saved is not None and config.num_epochs <= saved.epoch:
         raise checkpoint.CheckpointError(
             f"the checkpoint has already trained {saved.epoch} epochs: give --epochs above "

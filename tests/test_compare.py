@@ -93,3 +93,34 @@ def test_compare_refuses_bad_input_in_one_line():
         result = run("rnn_core.compare", *args)
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr    # before training
+
+
+def test_a_bad_corpus_prefix_or_batch_is_one_line_before_any_backend_starts(tmp_path):
+    """Checked once, as run checks them, not in every child (which printed each child's error,
+    then all of them again)."""
+    short = tmp_path / "short.txt"
+    short.write_text("分开 不分开 " * 5, encoding="utf-8")
+    for args, message in (
+            (["--prefixes", ""], "--prefixes '' is empty: give at least one character"),
+            (["--prefixes", "分开", "ξ"], "--prefixes: "),
+            (["--batch-size", "100000"], "too short for one batch of random sampling with "
+                                         "batch_size=100000"),
+            (["--corpus", str(short)], "too short for one batch"),
+            (["--corpus", str(tmp_path / "missing.txt")], "does not exist")):
+        result = run("rnn_core.compare", "--backends", REFERENCE, "--epochs", "1", *TINY, *args)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1, \
+            result.stderr
+
+
+def test_compare_continues_a_corpus_with_its_own_prefixes_as_run_does(tmp_path):
+    """Without --prefixes, the corpus's own (a file's first word), prepared as run prepares
+    them, not the lyrics' 分开 不分开 on every corpus."""
+    text = tmp_path / "words.txt"
+    text.write_text("hello world, the time machine. " * 200, encoding="utf-8")
+    out = tmp_path / "compare.json"
+    result = run("rnn_core.compare", "--backends", REFERENCE, "--epochs", "1", *TINY,
+                 "--corpus", str(text), "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    (saved,) = json.loads(out.read_text())["results"]
+    assert saved["config"]["prefixes"] == ["hello"] and list(saved["samples"]) == ["hello"]
