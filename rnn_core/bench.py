@@ -286,6 +286,23 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_corpus(args) -> None:
+    """The corpus every child trains on, and its first batch, checked once before any child starts:
+    a mistake is one line, not one per row and a summary. bench has no --max-chars (it always
+    trains on a corpus's first DEFAULT_MAX_CHARS characters), so its advice is its own."""
+    from rnn_core.data import DEFAULT_MAX_CHARS, load_corpus
+    from rnn_core.errors import CorpusTooShort
+    from rnn_core.sampling import data_iter_random
+    corpus = load_corpus(args.corpus)           # as child() loads it
+    try:
+        data_iter_random(corpus.corpus_indices, args.batch_size, args.num_steps)
+    except CorpusTooShort as error:
+        longer = (" or a longer --corpus" if len(corpus.chars) < DEFAULT_MAX_CHARS else
+                  f" (bench trains on the first {DEFAULT_MAX_CHARS:,} characters of a corpus)")
+        raise CorpusTooShort(error.facts, f"Give a smaller --batch-size or --num-steps{longer}"
+                             ) from None
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     if args.child:
@@ -295,6 +312,7 @@ def main(argv=None) -> int:
     from rnn_core.backend import canonical_name
     if args.json:
         outputs.check_output(args.json, "--json", "json")
+    check_corpus(args)
     specs = [dict(backend=backend, model=model_kind, path=path, cell=cell, corpus=args.corpus,
                   hidden=args.hidden, batch_size=args.batch_size, num_steps=args.num_steps,
                   epochs=args.epochs, warmup=args.warmup, device=args.device,

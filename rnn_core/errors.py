@@ -19,6 +19,15 @@ class CorpusError(RNNCoreError, ValueError):
     """A corpus that is missing, unreadable, empty, or too short for one batch."""
 
 
+class CorpusTooShort(CorpusError):
+    """A corpus too short for one batch. ``facts`` is the message without the advice, for a tool
+    whose options differ (``bench`` has no ``--max-chars``) to give its own."""
+
+    def __init__(self, facts: str, fix: str = ""):
+        super().__init__(f"{facts}. {fix}" if fix else facts)
+        self.facts = facts
+
+
 class VocabularyError(RNNCoreError, ValueError):
     """Text with characters the vocabulary has never seen (and it has no ``<unk>``)."""
 

@@ -22,7 +22,7 @@ import random as _random
 
 import numpy as np
 
-from rnn_core.errors import CorpusError
+from rnn_core.errors import CorpusTooShort
 
 
 def _check(corpus_indices, batch_size, num_steps, needed, sampler):
@@ -32,11 +32,11 @@ def _check(corpus_indices, batch_size, num_steps, needed, sampler):
             raise ValueError(f"{label} must be a positive integer, got {value!r}")
     corpus = np.asarray(corpus_indices, dtype=np.int64).reshape(-1)
     if len(corpus) < needed:
-        raise CorpusError(
+        raise CorpusTooShort(
             f"the corpus has {len(corpus)} characters, too short for one batch of {sampler} "
             f"sampling with batch_size={batch_size}, num_steps={num_steps}: it needs at least "
-            f"{needed}. Use a longer corpus (or --max-chars 0 to keep all of it), or a smaller "
-            f"--batch-size or --num-steps")
+            f"{needed}", "Use a longer corpus (or --max-chars 0 to keep all of it), or a smaller "
+            "--batch-size or --num-steps")
     return corpus
 
 

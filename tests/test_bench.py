@@ -148,3 +148,25 @@ def test_bench_refuses_a_bad_option_clearly(args, message):
                             text=True, cwd=ROOT, timeout=120, stdin=subprocess.DEVNULL)
     assert result.returncode == 2 and message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_corpus_too_short_for_a_batch_is_one_line_with_benchs_own_advice(tmp_path):
+    """Checked once before any child starts; the advice names bench's options (it has no
+    --max-chars: it trains on a corpus's first 10,000 characters)."""
+    short = tmp_path / "short.txt"
+    short.write_text("分开 不分开 " * 5, encoding="utf-8")
+    for args, advice in (
+            (["--corpus", "lyrics_zh", "--batch-size", "400"],
+             "Give a smaller --batch-size or --num-steps (bench trains on the first 10,000 "
+             "characters of a corpus)"),
+            (["--corpus", str(short)], "Give a smaller --batch-size or --num-steps or a longer "
+                                       "--corpus")):
+        result = subprocess.run(
+            [sys.executable, "-m", "rnn_core.bench", "--backends", REFERENCE, "--models",
+             "scratch", "--paths", "fast", "--hidden", "8", "--epochs", "1", "--warmup", "0",
+             "--repeats", "1", *args], capture_output=True, text=True, cwd=ROOT, timeout=600,
+            stdin=subprocess.DEVNULL)
+        assert result.returncode == 2, result.stderr
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("error: the corpus has ") and "too short for one batch" in line
+        assert line.endswith(advice) and "--max-chars" not in line, line
