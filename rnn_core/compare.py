@@ -11,6 +11,8 @@ difference of each loss curve from the NumPy reference's, seconds per epoch, tok
 and the text every backend generates from each prefix, side by side. ``--plot FILE`` draws every
 backend's curve on one figure; ``--json FILE`` keeps the numbers. The concise model has no NumPy
 layer: its reference is the NumPy scratch model on the same weights, the same function.
+NumPy has no GPU build and is the CPU reference with any ``--device``; ``--device gpu`` is refused
+before any training where no named backend has a GPU build or a framework sees no GPU.
 
 Every child gets the same thread settings (``--threads``, by default every CPU this process may
 use, in ``OMP_NUM_THREADS`` and the others of ``cli.THREAD_VARIABLES``), so that the seconds per
@@ -30,9 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from rnn_core import api, cli, outputs, run
-from rnn_core.backend import BACKEND_NAMES, canonical_name, get_backend, has
+from rnn_core.backend import BACKEND_NAMES, canonical_name, get_backend, has, no_gpu_build
 from rnn_core.data import DEFAULT_MAX_CHARS, load_corpus
-from rnn_core.errors import interruption
+from rnn_core.errors import DeviceUnavailable, interruption
 from rnn_core.train import data_iter
 
 # run's options -> TrainConfig fields (the others are run's hyperparameters, run.HYPERPARAMETERS).
@@ -79,6 +81,11 @@ def child(spec: dict) -> dict:
                                      "perplexity": result.perplexity}), flush=True)
 
     cli.become_child()
+    if spec.get("probe"):       # check_gpus: whether this framework sees a GPU, nothing more
+        try:
+            return {"device": get_backend(spec["backend"], "gpu", **spec["numerics"]).device}
+        except DeviceUnavailable as error:
+            return {"device_error": str(error)}
     if not spec["settings"].get("book_path"):     # as run does on the fast path
         name = spec["backend"]
         cli.keep_freed_buffers(get_backend(name, spec["device"] if has(name, "gpu") else "cpu",
@@ -131,6 +138,23 @@ def check_outputs(args) -> None:
         outputs.check_output(args.json, "--json", "json")
 
 
+def check_gpus(names: list, args) -> None:
+    """``--device gpu``: refuse, before any training, a comparison in which nothing would run on
+    a GPU (only NumPy, which has no GPU build), or a backend whose framework sees no GPU. NumPy
+    beside GPU backends stays the CPU reference every backend is compared with (as
+    :func:`api.compare` runs it), which its line and the summary say ("on cpu"). Each framework
+    is asked in a process of its own, as it will train."""
+    if not any(has(name, "gpu") for name in names):
+        raise no_gpu_build(names[0])
+    for name in names:
+        if has(name, "gpu"):
+            outcome = cli.run_child("rnn_core.compare", {
+                "backend": name, "probe": True, "numerics": cli.numerics_options(args)},
+                timeout=600, threads=args.threads)
+            if "device_error" in outcome:     # other failures: that backend's child says them
+                raise DeviceUnavailable(outcome["device_error"])
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     if args.child:
@@ -151,6 +175,8 @@ def main(argv=None) -> int:
     if not names:
         raise ValueError("--backends: no backend to compare; name at least one, for example "
                          "--backends numpy torch")
+    if args.device == "gpu":
+        check_gpus(names, args)
     board, results, skipped = Board(), {}, {}
     interrupt = None        # Ctrl-C or SIGTERM: the backends that finished are still shown
     for k, name in enumerate(names, start=1):

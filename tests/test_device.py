@@ -209,3 +209,20 @@ def test_generate_takes_tf32(backend_name, tmp_path):
     assert len(asked.stdout.rstrip("\n")) == len("分开") + 8   # one epoch: mostly spaces
     if device_for(backend_name) == "cpu":
         assert asked.stdout == default.stdout
+
+
+def test_compare_refuses_device_gpu_before_training_where_no_gpu_would_run(backend_name):
+    """As run and bench refuse it: --device gpu with only a backend that has no GPU build
+    (NumPy), or beside the NumPy reference a framework that sees no GPU (CUDA_VISIBLE_DEVICES
+    hides any), is one line before any backend trains."""
+    names = list(dict.fromkeys([REFERENCE, backend_name]))
+    result = subprocess.run(
+        [sys.executable, "-m", "rnn_core.compare", "--backends", *names, "--device", "gpu",
+         "--epochs", "1", "--hidden", "8", "--pred-len", "2"], capture_output=True, text=True,
+        cwd=ROOT, timeout=600, stdin=subprocess.DEVNULL,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    (line,) = result.stderr.splitlines()                  # nothing trained, nothing else said
+    assert line.startswith("error: --device gpu: ") and "--device cpu" in line, line
+    if not has(backend_name, "gpu"):
+        assert "runs on the CPU only" in line
