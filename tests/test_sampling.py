@@ -8,13 +8,13 @@ from rnn_core import sampling
 from rnn_core.errors import CorpusError
 
 
-def book_random_batches(corpus_indices, batch_size, num_steps):
+def book_random_batches(corpus_indices, batch_size, num_steps, rng=random):
     """The book's random sampler, restated here as its text describes it: cut the corpus into
-    (len - 1) // num_steps examples, random.shuffle the list of their numbers with the global
-    ``random``, and read them batch_size at a time."""
+    (len - 1) // num_steps examples, shuffle the list of their numbers with the global ``random``
+    (or ``rng``), and read them batch_size at a time."""
     num_examples = (len(corpus_indices) - 1) // num_steps
     example_indices = list(range(num_examples))
-    random.shuffle(example_indices)
+    rng.shuffle(example_indices)
     for i in range(num_examples // batch_size):
         chosen = example_indices[i * batch_size:(i + 1) * batch_size]
         yield ([list(corpus_indices[j * num_steps:(j + 1) * num_steps]) for j in chosen],
@@ -89,14 +89,8 @@ def second_edition_random_batches(corpus_indices, batch_size, num_steps, rng):
     """The second edition's random sampler (``seq_data_iter_random``), restated as its text
     describes it: drop a random 0..num_steps-1 characters from the start, then sample as the
     first edition does."""
-    corpus_indices = corpus_indices[rng.randint(0, num_steps - 1):]
-    num_examples = (len(corpus_indices) - 1) // num_steps
-    example_indices = list(range(num_examples))
-    rng.shuffle(example_indices)
-    for i in range(num_examples // batch_size):
-        chosen = example_indices[i * batch_size:(i + 1) * batch_size]
-        yield ([list(corpus_indices[j * num_steps:(j + 1) * num_steps]) for j in chosen],
-               [list(corpus_indices[j * num_steps + 1:(j + 1) * num_steps + 1]) for j in chosen])
+    offset = rng.randint(0, num_steps - 1)
+    return book_random_batches(corpus_indices[offset:], batch_size, num_steps, rng)
 
 
 @pytest.mark.parametrize("seed", range(8))
