@@ -1,15 +1,16 @@
 """Training and generation: the same seed gives the same numbers on every backend."""
+import dataclasses
 import itertools
 import random
 
 import numpy as np
 import pytest
 
-from rnn_core import model, optim, train
-from rnn_core.data import load_corpus
+from rnn_core import bptt, model, optim, train
+from rnn_core.data import Vocab, load_corpus
 from rnn_core.errors import TrainingDiverged, VocabularyError
 from rnn_core.backend import REFERENCE
-from rnn_core.predict import predict_rnn
+from rnn_core.predict import next_char_distribution, predict_rnn
 
 from conftest import deterministic, reference_ops
 
@@ -112,6 +113,63 @@ def test_an_epoch_as_one_program_takes_the_steps_of_one_call_per_minibatch(ops, 
         update = ref - old
         np.testing.assert_allclose(new - old, update, rtol=1e-4,
                                    atol=1e-4 * np.abs(update).max(), err_msg=f"{ops.name} {field}")
+
+
+def books_sgd_epoch(params, batches, config, vocab_size):
+    """The book's training loop written out in float64 NumPy around the NumPy reference's
+    gradients: each minibatch's gradient of the mean loss is clipped to norm θ
+    (``g · θ / ‖g‖`` where ``‖g‖ > θ``), then ``p ← p − lr·g``; random sampling starts every
+    minibatch from a zero state, consecutive sampling carries the last minibatch's on. Returns
+    the weights, each step's loss and each step's gradient norm."""
+    reference = reference_ops()
+    weights = [p.astype(np.float64) for p in params]
+    state, losses, norms = None, [], []
+    for X, Y in batches:
+        if config.sampling == "random" or state is None:
+            state = (np.zeros((config.batch_size, config.num_hiddens), np.float32),)
+        (loss, state), grads = bptt.loss_and_grad_bptt(
+            reference, type(params)(*(p.astype(np.float32) for p in weights)), state, X, Y,
+            vocab_size)
+        norm = np.sqrt(sum(np.sum(g.astype(np.float64) ** 2) for g in grads))
+        scale = config.clipping_theta / max(norm, config.clipping_theta)
+        weights = [p - config.lr * scale * g for p, g in zip(weights, grads)]
+        losses.append(float(loss))
+        norms.append(norm)
+    return weights, np.array(losses), np.array(norms)
+
+
+@pytest.mark.parametrize("book_path", [False, True])
+@pytest.mark.parametrize("sampling", ["random", "consecutive"])
+def test_an_epoch_is_the_books_clipped_sgd_step_repeated(ops, corpus, sampling, book_path):
+    """Each backend's epoch (the fast path's one program, or the book's step-by-step path)
+    against :func:`books_sgd_epoch`: the same 6 losses (rtol 1e-5) and the same weights (within
+    1e-5 of the size of the whole update). Weights of scale 0.3, so the state a minibatch starts
+    from changes its loss, and θ between the gradient norms, so some steps are clipped and some
+    are not: a step scaled otherwise, or a state kept or dropped otherwise, fails here. On the
+    CPU every backend is within 3e-7 (losses) and 2e-6 (weights) of the float64 loop."""
+    config = train.TrainConfig(num_hiddens=16, batch_size=4, num_steps=6, lr=1.0,
+                               clipping_theta=0.9, sampling=sampling, seed=5,
+                               book_path=book_path)
+    V = corpus.vocab.vocab_size
+    rng = np.random.default_rng(0)
+    params = model.RNNParams(*(rng.normal(scale=0.3, size=p.shape).astype(np.float32)
+                               for p in model.init_params(V, config.num_hiddens)))
+    batches = list(itertools.islice(
+        train.data_iter(config, corpus.corpus_indices, random.Random(config.seed)), 6))
+    expected, expected_losses, norms = books_sgd_epoch(params, batches, config, V)
+    assert norms.min() < config.clipping_theta < norms.max()           # both branches taken
+    other = dataclasses.replace(config, sampling={"random": "consecutive",
+                                                  "consecutive": "random"}[sampling])
+    assert np.abs(books_sgd_epoch(params, batches, other, V)[1][1:]
+                  - expected_losses[1:]).max() > 1e-2                  # the state matters
+    got, _, losses = train.make_train_epoch(ops, V, config)(
+        model.params_to_backend(ops, params), (), batches)
+    np.testing.assert_allclose(losses, expected_losses, rtol=1e-5, err_msg=ops.name)
+    for field, new, ref, old in zip(model.RNNParams._fields, model.params_to_numpy(ops, got),
+                                    expected, params):
+        update = ref - old
+        np.testing.assert_allclose(new - old, update, rtol=0, atol=1e-5 * np.abs(update).max(),
+                                   err_msg=f"{ops.name} {field}")
 
 
 def fake_recording(warm, body):
@@ -244,6 +302,87 @@ def test_sampling_is_reproducible_and_top_k_1_is_greedy(ops, corpus, trained):
     assert sample(5) == sample(5) != sample(6)
     assert predict_rnn(ops, "分开", 30, params, corpus.vocab, temperature=0.7, top_k=1) == \
         predict_rnn(ops, "分开", 30, params, corpus.vocab)
+
+
+def softmax_over_top_k(logits, temperature, top_k):
+    """The definition, in float64: ``softmax(logits / T)`` over the ``top_k`` largest logits (all
+    when None), 0 for the others. The callers' logits are distinct, so the top k are k indices."""
+    logits = np.asarray(logits, np.float64)
+    kept = np.argsort(logits)[::-1][:top_k]
+    e = np.exp(logits[kept] / temperature)
+    p = np.zeros_like(logits)
+    p[kept] = e / e.sum()
+    return p
+
+
+@pytest.mark.parametrize("top_k", [None, 1, 3, 9, 10, 50])
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 2.0])
+def test_the_next_character_is_drawn_from_the_softmax_over_the_top_k(temperature, top_k):
+    """``next_char_distribution`` (NumPy, after each backend's logits reach the host) against its
+    definition, for 10 distinct logits in [-3, 3]: both in float64, so within 1e-12 relative;
+    exactly ``top_k`` characters (all 10 when ``top_k`` is None or above 10) get a probability."""
+    logits = np.random.default_rng(0).uniform(-3, 3, size=10).astype(np.float32)
+    p = next_char_distribution(logits, temperature, top_k)
+    np.testing.assert_allclose(p, softmax_over_top_k(logits, temperature, top_k), rtol=1e-12,
+                               atol=0)
+    assert np.count_nonzero(p) == min(top_k or 10, 10)
+
+
+@pytest.mark.parametrize("temperature", [0.01, 1e-300])
+def test_a_small_temperature_gives_the_likeliest_character_without_overflow(temperature):
+    """At T = 0.01 the runner-up, 1 below the likeliest logit, has probability e^-100 ≈ 4e-44
+    relative to it, and logits / T alone would overflow float64 (2000 / 0.01); the likeliest
+    character must get all of it, with no inf or NaN."""
+    logits = np.array([20.0, 19.0, -5.0, 3.0], np.float32)
+    p = next_char_distribution(logits, temperature, None)
+    np.testing.assert_allclose(p, [1.0, 0.0, 0.0, 0.0], rtol=0, atol=1e-40)
+
+
+def test_generation_samples_each_character_from_that_distribution(ops):
+    """``predict_rnn`` with a temperature and top-k, on a model whose logits are fixed (the
+    backend carries them to the host), against a replay: the same seeded generator choosing each
+    character from the definition's distribution. The top 4 of 10 characters at T = 0.7; a
+    character-for-character equality, since both draw from the same probabilities."""
+    vocab = Vocab("abcdefghij")                   # each once: the order of first appearance
+    logits = np.random.default_rng(1).uniform(-3, 3, size=(1, 10)).astype(np.float32)
+
+    def fixed(X, state, params):                  # X (1, 1) -> logits (1, vocab)
+        return ops.asarray(logits), state
+    params = model.get_params(ops, 10, 4)
+    text = predict_rnn(ops, "a", 40, params, vocab, temperature=0.7, top_k=4,
+                       rng=np.random.default_rng(7), forward=fixed)
+    replay, p = np.random.default_rng(7), softmax_over_top_k(logits[0], 0.7, 4)
+    assert text == "a" + "".join(vocab.idx_to_char[replay.choice(10, p=p)] for _ in range(40))
+    assert len(set(text[1:])) > 1 and set(text[1:]) <= {vocab.idx_to_char[i]
+                                                        for i in np.flatnonzero(p)}
+
+
+def test_generation_refuses_a_top_k_below_1_and_a_temperature_that_is_not_finite(ops, corpus,
+                                                                                 trained):
+    """``top_k=0`` would keep every character (the sort's ``[-0]`` is its smallest) and an
+    infinite temperature would divide by it: both are refused before any step."""
+    params = model.params_to_backend(ops, trained)
+    for top_k in (0, -2):
+        with pytest.raises(ValueError, match=f"top_k must be a positive integer, got {top_k}"):
+            predict_rnn(ops, "分开", 5, params, corpus.vocab, temperature=1.0, top_k=top_k)
+    for temperature in (float("inf"), float("nan"), -1.0):
+        with pytest.raises(ValueError, match="temperature must be 0 .greedy. or a positive "
+                                             "finite number"):
+            predict_rnn(ops, "分开", 5, params, corpus.vocab, temperature=temperature)
+
+
+def test_top_k_alone_samples_at_temperature_1_and_top_k_at_0_is_refused(ops, corpus, trained):
+    """As ``generate --top-k`` does: ``top_k`` only means something when sampling, so left
+    without a temperature it samples at 1 (the model's own distribution), the same draws as
+    ``temperature=1``, not greedy; with ``temperature=0`` it would be ignored, and is refused."""
+    params = model.params_to_backend(ops, trained)
+    alone = predict_rnn(ops, "分开", 30, params, corpus.vocab, top_k=5, seed=2)
+    assert alone == predict_rnn(ops, "分开", 30, params, corpus.vocab, temperature=1.0, top_k=5,
+                                seed=2)
+    assert alone != predict_rnn(ops, "分开", 30, params, corpus.vocab)          # greedy
+    with pytest.raises(ValueError, match="top_k=5 samples among the likeliest characters, but "
+                                         "temperature 0 always takes the likeliest one"):
+        predict_rnn(ops, "分开", 5, params, corpus.vocab, temperature=0, top_k=5)
 
 
 def test_a_prefix_with_unseen_characters_is_refused_with_them_listed(ops, corpus, trained):
