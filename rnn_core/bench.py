@@ -26,7 +26,8 @@ framework's matrix product allows.
 
 Every measurement runs ``--repeats`` times (3), in rotation over the rows, and the table shows
 the median run. ``--json PATH`` writes the same figures for tools, every run's tokens/s included.
-Figures are only comparable within one invocation.
+Figures are only comparable within one invocation. ``--device gpu`` is refused before anything
+runs where no named backend has a GPU build or a named framework sees no GPU.
 
 Every child gets the same thread settings: ``--threads`` (by default every CPU this process may
 use) in ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` and TensorFlow's two
@@ -34,8 +35,7 @@ pools (``cli.THREAD_VARIABLES``), instead of each framework's own default; the t
 says how many. A child that fails has its whole error output printed; when bench is interrupted,
 terminated or killed, the running child is ended too. After Ctrl-C or SIGTERM the rows measured
 so far are still printed and written (--json), a row not measured yet marked "interrupted" (or
-"stopped by SIGTERM"), and
-bench then ends as a stopped run does.
+"stopped by SIGTERM"), and bench then ends as a stopped run does.
 """
 from __future__ import annotations
 
@@ -112,6 +112,8 @@ def child(spec: dict) -> dict:
     import random
 
     cli.become_child()
+    if spec.get("probe"):       # cli.check_gpus: whether this framework sees a GPU
+        return cli.probe_gpu(spec)
     ops = get_backend(spec["backend"], spec["device"], precision=spec["precision"],
                       deterministic=spec["deterministic"])
     if spec["path"] == "fast":      # the book's path allocates as the book's code does
@@ -313,6 +315,8 @@ def main(argv=None) -> int:
     if args.json:
         outputs.check_output(args.json, "--json", "json")
     check_corpus(args)
+    if args.device == "gpu":
+        cli.check_gpus("rnn_core.bench", [canonical_name(b) for b in args.backends], args)
     specs = [dict(backend=backend, model=model_kind, path=path, cell=cell, corpus=args.corpus,
                   hidden=args.hidden, batch_size=args.batch_size, num_steps=args.num_steps,
                   epochs=args.epochs, warmup=args.warmup, device=args.device,

@@ -49,6 +49,12 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (python -m {self.prog.split()[-1]} --help lists the "
                      "options)\n")
 
+    def add_argument(self, *args, **kwargs):
+        """A choice is read in any case, as ``--backend`` is: ``--cell GRU`` is ``--cell gru``."""
+        if "choices" in kwargs and "type" not in kwargs:
+            kwargs["type"] = str.lower
+        return super().add_argument(*args, **kwargs)
+
 
 def positive_int(text: str) -> int:
     value = _number(text, int)
@@ -158,6 +164,11 @@ def run_main(main, argv=None) -> int:
         return 0
     except (RNNCoreError, ValueError) as error:
         return _fail(error)
+    except SystemExit:          # argparse's --help, whose text may not reach a full disk
+        failed = _flush_or_drop_stdout()
+        if failed is not None and not isinstance(failed, BrokenPipeError):
+            return _fail(_stdout_failed(failed))
+        raise
     except MemoryError as error:
         return _fail(f"out of memory ({error or 'an allocation failed'}): lower --hidden, "
                      "--batch-size or --num-steps, or close other programs")
@@ -182,8 +193,20 @@ def describe_interruption(interrupt: KeyboardInterrupt) -> str:
 
 
 def _fail(error) -> int:
+    _flush_or_drop_stdout()     # what was printed before the error goes first
     _say(f"error: {error}")
     return 2
+
+
+def _flush_or_drop_stdout() -> Exception | None:
+    """Flush what is printed. Where stdout cannot take it, drop it (or Python tries again at
+    exit, prints a traceback and exits 120) and return the error."""
+    try:
+        sys.stdout.flush()
+        return None
+    except (OSError, ValueError) as error:
+        discard_stdout()
+        return error
 
 
 def _stdout_failed(error: Exception) -> str:
@@ -419,6 +442,35 @@ def run_child(module: str, spec: dict, timeout: float, on_progress=None,
         except ValueError:
             pass
     return {**spec, "error": child_error(process.returncode, stderr)}
+
+
+def check_gpus(module: str, names: list, args) -> None:
+    """``--device gpu`` in compare and bench: refuse, before anything trains, a run in which
+    nothing would run on a GPU (only NumPy, which has no GPU build), or a backend whose framework
+    sees no GPU, with :func:`rnn_core.get_backend`'s own line. Each framework is asked in a
+    process of its own (``module``'s child, which hands a ``probe`` spec to :func:`probe_gpu`), as
+    it will train; any other failure there is left to that backend's own child to report."""
+    from rnn_core.backend import has, no_gpu_build
+    from rnn_core.errors import DeviceUnavailable
+    if not any(has(name, "gpu") for name in names):
+        raise no_gpu_build(names[0])
+    for name in names:
+        if has(name, "gpu"):
+            outcome = run_child(module, {"backend": name, "probe": True,
+                                         "numerics": numerics_options(args)},
+                                timeout=600, threads=args.threads)
+            if "device_error" in outcome:
+                raise DeviceUnavailable(outcome["device_error"])
+
+
+def probe_gpu(spec: dict) -> dict:
+    """In a child: the GPU that ``spec['backend']`` takes, or why it has none."""
+    from rnn_core.backend import get_backend
+    from rnn_core.errors import DeviceUnavailable
+    try:
+        return {"device": get_backend(spec["backend"], "gpu", **spec["numerics"]).device}
+    except DeviceUnavailable as error:
+        return {"device_error": str(error)}
 
 
 def child_error(returncode: int, stderr: str) -> str:

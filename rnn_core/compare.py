@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from rnn_core import api, cli, outputs, run
-from rnn_core.backend import BACKEND_NAMES, canonical_name, get_backend, has, no_gpu_build
+from rnn_core.backend import BACKEND_NAMES, canonical_name, get_backend, has
 from rnn_core.data import DEFAULT_MAX_CHARS, load_corpus
-from rnn_core.errors import DeviceUnavailable, interruption
+from rnn_core.errors import interruption
 from rnn_core.train import data_iter
 
 # run's options -> TrainConfig fields (the others are run's hyperparameters, run.HYPERPARAMETERS).
@@ -81,11 +81,8 @@ def child(spec: dict) -> dict:
                                      "perplexity": result.perplexity}), flush=True)
 
     cli.become_child()
-    if spec.get("probe"):       # check_gpus: whether this framework sees a GPU, nothing more
-        try:
-            return {"device": get_backend(spec["backend"], "gpu", **spec["numerics"]).device}
-        except DeviceUnavailable as error:
-            return {"device_error": str(error)}
+    if spec.get("probe"):       # cli.check_gpus: whether this framework sees a GPU
+        return cli.probe_gpu(spec)
     if not spec["settings"].get("book_path"):     # as run does on the fast path
         name = spec["backend"]
         cli.keep_freed_buffers(get_backend(name, spec["device"] if has(name, "gpu") else "cpu",
@@ -138,23 +135,6 @@ def check_outputs(args) -> None:
         outputs.check_output(args.json, "--json", "json")
 
 
-def check_gpus(names: list, args) -> None:
-    """``--device gpu``: refuse, before any training, a comparison in which nothing would run on
-    a GPU (only NumPy, which has no GPU build), or a backend whose framework sees no GPU. NumPy
-    beside GPU backends stays the CPU reference every backend is compared with (as
-    :func:`api.compare` runs it), which its line and the summary say ("on cpu"). Each framework
-    is asked in a process of its own, as it will train."""
-    if not any(has(name, "gpu") for name in names):
-        raise no_gpu_build(names[0])
-    for name in names:
-        if has(name, "gpu"):
-            outcome = cli.run_child("rnn_core.compare", {
-                "backend": name, "probe": True, "numerics": cli.numerics_options(args)},
-                timeout=600, threads=args.threads)
-            if "device_error" in outcome:     # other failures: that backend's child says them
-                raise DeviceUnavailable(outcome["device_error"])
-
-
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     if args.child:
@@ -176,7 +156,7 @@ def main(argv=None) -> int:
         raise ValueError("--backends: no backend to compare; name at least one, for example "
                          "--backends numpy torch")
     if args.device == "gpu":
-        check_gpus(names, args)
+        cli.check_gpus("rnn_core.compare", names, args)
     board, results, skipped = Board(), {}, {}
     interrupt = None        # Ctrl-C or SIGTERM: the backends that finished are still shown
     for k, name in enumerate(names, start=1):

@@ -71,6 +71,23 @@ def test_a_user_mistake_is_one_clear_line_and_exit_2(args, message):
     assert "Traceback" not in result.stderr
 
 
+def test_every_tools_choices_are_read_in_any_case():
+    """``--cell GRU`` is ``--cell gru``, as ``--backend NumPy`` is ``numpy``: the book writes
+    GRU, LSTM and SGD in capitals. Every tool's every option with choices, in capitals."""
+    from rnn_core import bench, compare, generate, identity, run as run_tool
+    for tool in (run_tool, compare, bench, generate, identity):
+        parser = tool.parser()
+        required = [arg for action in parser._actions if action.required
+                    for arg in (action.option_strings[0], "x")]
+        for action in parser._actions:
+            if not action.choices:
+                continue
+            choice = sorted(action.choices)[-1]
+            args = [*required, action.option_strings[0], choice.upper()]
+            parsed = vars(parser.parse_args(args))[action.dest]
+            assert parsed in (choice, [choice]), (tool.__name__, args, parsed)
+
+
 def test_a_backend_that_is_not_installed_names_the_extra(backend_name, monkeypatch):
     _, _, framework, extra, title = backend_module._BACKENDS[backend_name]
     real = backend_module.importlib.util.find_spec

@@ -211,14 +211,20 @@ def test_generate_takes_tf32(backend_name, tmp_path):
         assert asked.stdout == default.stdout
 
 
-def test_compare_refuses_device_gpu_before_training_where_no_gpu_would_run(backend_name):
-    """As run and bench refuse it: --device gpu with only a backend that has no GPU build
-    (NumPy), or beside the NumPy reference a framework that sees no GPU (CUDA_VISIBLE_DEVICES
-    hides any), is one line before any backend trains."""
+@pytest.mark.parametrize("tool", [["rnn_core.compare", "--pred-len", "2"],
+                                  ["rnn_core.bench", "--corpus", "lyrics_zh", "--repeats", "1",
+                                   "--warmup", "0"]])
+def test_compare_and_bench_refuse_device_gpu_before_training_where_no_gpu_would_run(
+        backend_name, tool):
+    """As run refuses it: --device gpu with only a backend that has no GPU build (NumPy), or
+    beside NumPy a framework that sees no GPU (CUDA_VISIBLE_DEVICES hides any), is one line
+    before any backend trains (bench said it once per row, each a process of its own, then once
+    more)."""
     names = list(dict.fromkeys([REFERENCE, backend_name]))
+    module, *options = tool
     result = subprocess.run(
-        [sys.executable, "-m", "rnn_core.compare", "--backends", *names, "--device", "gpu",
-         "--epochs", "1", "--hidden", "8", "--pred-len", "2"], capture_output=True, text=True,
+        [sys.executable, "-m", module, "--backends", *names, "--device", "gpu", "--epochs", "1",
+         "--hidden", "8", *options], capture_output=True, text=True,
         cwd=ROOT, timeout=600, stdin=subprocess.DEVNULL,
         env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     assert result.returncode == 2, (result.stdout, result.stderr)
