@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import math
 import os
 import stat
 import zipfile
@@ -100,12 +101,17 @@ def save(path, checkpoint: Checkpoint) -> Path:
     return write_atomically(path, buffer.getvalue(), "the checkpoint")
 
 
-def estimated_size(num_weights: int, vocab_size: int, optimizer: str, num_epochs: int) -> int:
-    """About how many bytes :func:`save` writes: the ``num_weights`` float32 weights, as many
-    again for each of the optimiser's moments (Adam keeps two), the vocabulary and the
-    perplexities."""
+def estimated_size(shapes, vocab_size: int, optimizer: str, num_epochs: int) -> int:
+    """At least as many bytes as :func:`save` writes for weights of these ``shapes``: the float32
+    weights, as many again for each of the optimiser's moments (Adam keeps two, and its step
+    count), each array's headers in the archive (under 400 bytes, its name in the record
+    included), the vocabulary, the perplexities, and the rest of the record (the sampler's random
+    state alone is about 7.5 KB of JSON)."""
     copies = 1 + {"adam": 2}.get(optimizer, 0)
-    return 4 * num_weights * copies + 16 * vocab_size + 24 * num_epochs + 8192
+    num_arrays = len(shapes) * copies + (optimizer == "adam") + 1      # + record.json
+    num_weights = sum(math.prod(shape) for shape in shapes)
+    return (4 * num_weights * copies + 400 * num_arrays + 16 * vocab_size + 24 * num_epochs
+            + 12288)
 
 
 def load(path) -> Checkpoint:

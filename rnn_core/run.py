@@ -6,8 +6,8 @@
 
 The defaults are the book's Jay Chou settings; ``--help`` lists every option. ``--model concise``
 trains the framework's own RNN layer instead (consecutive sampling by default, as in the book's
-concise runs; ``--optimizer adam`` defaults to the book's PyTorch learning rate, 1e-3 for the RNN and 1e-2 for
-the GRU and LSTM).
+concise runs; ``--optimizer adam`` defaults to the book's PyTorch learning rate, 1e-3 for the
+RNN and 1e-2 for the GRU and LSTM).
 ``--save PATH`` writes a checkpoint any backend can load; ``--resume PATH`` continues one.
 Every run ends with its last epoch's lines, whatever ``--epochs`` and ``--pred-period`` are.
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import random
 import sys
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from rnn_core.cells import CELLS
 from rnn_core.data import (DEFAULT_MAX_CHARS, NAMED_CORPORA, first_word, load_corpus,
                            usable_prefix)
 from rnn_core.errors import CorpusError, RNNCoreError, VocabularyError
-from rnn_core.train import (TrainConfig, book_defaults, make_forward, resolve_grad,
+from rnn_core.train import (TrainConfig, book_defaults, data_iter, make_forward, resolve_grad,
                              train_and_predict_rnn)
 
 MAX_PRED_LEN = 100_000       # longer texts: python -m rnn_core.generate, which prints as it goes
@@ -100,8 +101,8 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hidden", type=cli.positive_int, default=None,
                    help="hidden units (default 256)")
     p.add_argument("--lr", type=cli.positive_float, default=None,
-                   help="learning rate (default: 100 with sgd; with adam 0.001 for the rnn, 0.01 for "
-                        "the gru and lstm; as in the book)")
+                   help="learning rate (default: 100 with sgd; with adam 0.001 for the rnn, 0.01 "
+                        "for the gru and lstm; as in the book)")
     p.add_argument("--clip", type=cli.positive_float, default=None,
                    help="gradient clipping threshold θ, global L2 norm (default 0.01)")
     p.add_argument("--pred-period", type=cli.positive_int, default=None,
@@ -205,6 +206,7 @@ def main(argv=None) -> int:
             f"rnn_core.generate runs it on {ops.name} as the scratch model, the same maths)")
     resolve_grad(ops, config)
     make_forward(ops, corpus.vocab.vocab_size, config)
+    data_iter(config, corpus.corpus_indices, random.Random(0))   # too short for one batch
     cli.check_memory(memory_needed(corpus.vocab.vocab_size, config),
                      f"a model of {config.num_hiddens} hidden units on "
                      f"{corpus.vocab.vocab_size} characters, in batches of {config.batch_size} "
@@ -292,9 +294,9 @@ def check_outputs(args, corpus, config: TrainConfig) -> None:
                             "--save": args.save, "--plot": args.plot},
                            may_share=(("--save", "--resume"),))   # continuing a checkpoint
     if args.save is not None:
-        weights = sum(math.prod(shape) for shape in weight_shapes(corpus.vocab.vocab_size, config))
         outputs.check_output(args.save, "--save", "checkpoint", checkpoint.estimated_size(
-            weights, corpus.vocab.vocab_size, config.optimizer, config.num_epochs),
+            weight_shapes(corpus.vocab.vocab_size, config), corpus.vocab.vocab_size,
+            config.optimizer, config.num_epochs),
             rewritten=bool(config.pred_period) and config.num_epochs > config.pred_period)
     if args.plot is not None:
         suffix = Path(args.plot).suffix

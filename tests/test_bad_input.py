@@ -46,6 +46,7 @@ BAD_FILES = {
     (["--epochs", "-1"], "--epochs: must be a positive integer, got '-1'"),
     (["--batch-size", "0"], "--batch-size: must be a positive integer, got '0'"),
     (["--num-steps", "-5"], "--num-steps: must be a positive integer, got '-5'"),
+    (["--num-steps", "100000"], "too short for one batch"),     # before "needs 62 GB of memory"
     (["--hidden", "0"], "--hidden: must be a positive integer, got '0'"),
     (["--hidden", "many"], "--hidden: must be an integer, got 'many'"),
     (["--lr", "0"], "--lr: must be a positive number, got '0'"),

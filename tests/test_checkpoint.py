@@ -10,7 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from rnn_core import checkpoint, get_backend, model, train
+from rnn_core import api, checkpoint, data, generate, get_backend, model, train
 from rnn_core.concise import ConciseRNN
 from rnn_core.data import load_corpus
 from rnn_core.backend import REFERENCE, has
@@ -182,6 +182,102 @@ def test_a_checkpoint_for_another_vocabulary_is_refused(corpus, tmp_path):
     with pytest.raises(checkpoint.CheckpointError, match="another vocabulary"):
         train.train_and_predict_rnn(ops, load_corpus(other), small(), log=lambda _: None,
                                     resume=checkpoint.load(path))
+
+
+def test_a_checkpoint_without_cell_variant_and_layers_is_a_one_layer_rnn(corpus, tmp_path):
+    """A record whose config has no ``cell``, ``variant`` and ``num_layers`` (written before the
+    GRU, the LSTM and deep models) holds a one-layer RNN, as the module says: it loads as
+    ``RNNParams``, with its weights."""
+    path = tmp_path / "good.npz"
+    trained, _ = train.train_and_predict_rnn(reference_ops(), corpus, small(num_epochs=1),
+                                             log=lambda _: None, save=path)
+    older = lambda r: {**r, "config": {k: v for k, v in r["config"].items()    # noqa: E731
+                                       if k not in ("cell", "variant", "num_layers")}}
+    saved = checkpoint.load(rewritten(path, tmp_path, older))
+    assert "cell" not in saved.config and type(saved.params) is model.RNNParams
+    for got, want in zip(saved.params, model.params_to_numpy(reference_ops(), trained)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_resuming_needs_the_same_characters_in_the_same_order_and_hidden_size(corpus, tmp_path):
+    """A checkpoint's weights have a row (``W_xh``) and a column (``W_hq``) per character, in its
+    vocabulary's order: the same characters in another order (two swapped, as the first edition's
+    ``list(set(...))`` gives in another process) are another vocabulary; and a hidden size other
+    than the checkpoint's is refused, naming both."""
+    path = tmp_path / "ck.npz"
+    train.train_and_predict_rnn(reference_ops(), corpus, small(num_epochs=1), log=lambda _: None,
+                                save=path)
+    saved = checkpoint.load(path)
+    checkpoint.check_compatible(saved, corpus.vocab.idx_to_char, 24)
+    checkpoint.check_compatible(saved, corpus.vocab.idx_to_char)      # no hidden size to check
+    swapped = list(corpus.vocab.idx_to_char)
+    swapped[0], swapped[1] = swapped[1], swapped[0]
+    with pytest.raises(checkpoint.CheckpointError, match="another vocabulary"):
+        checkpoint.check_compatible(saved, swapped, 24)
+    with pytest.raises(checkpoint.CheckpointError, match="hidden size 24, not 32"):
+        train.train_and_predict_rnn(reference_ops(), corpus, small(num_hiddens=32),
+                                    log=lambda _: None, resume=saved)
+
+
+def test_an_array_stored_in_another_shape_fails_the_checksum(corpus, tmp_path):
+    """The checksum covers each array's shape, not only its bytes: an Adam moment or a weight
+    stored with the same bytes as one row is damage, and refused as such (a moment has no other
+    check: it would load, and fail or mislead later)."""
+    path = tmp_path / "adam.npz"
+    train.train_and_predict_rnn(reference_ops(), corpus,
+                                small(num_epochs=1, optimizer="adam", lr=1e-2),
+                                log=lambda _: None, save=path)
+    for name in ("opt/1/0", "params/b_q"):                  # Adam's m of W_xh; the output bias
+        with np.load(path) as archive:
+            arrays = {member: archive[member] for member in archive.files}
+        arrays[name] = arrays[name].reshape(1, -1)
+        np.savez(tmp_path / "reshaped.npz", **arrays)
+        with pytest.raises(checkpoint.CheckpointError, match="fails its checksum"):
+            checkpoint.load(tmp_path / "reshaped.npz")
+
+
+@pytest.mark.parametrize("cell,num_layers", [("rnn", 1), ("lstm", 4)])
+@pytest.mark.parametrize("optimizer,lr", [("sgd", 1.0), ("adam", 1e-2)])
+def test_the_estimated_size_covers_the_file_save_writes(corpus, tmp_path, optimizer, lr, cell,
+                                                        num_layers):
+    """``run`` refuses a ``--save`` the disk has no room for by ``estimated_size``, before
+    training: it must be at least the size of the file (the weights, and Adam's two moments as
+    large again each, every array's headers, the record) and not much more (15 KB above for the
+    record, 400 bytes an array for the headers: a 4-layer LSTM with Adam writes 148 arrays, and
+    its file was 31 KB above an estimate of the weights and a fixed 8 KB)."""
+    path = tmp_path / "ck.npz"
+    train.train_and_predict_rnn(reference_ops(), corpus,
+                                small(num_epochs=2, optimizer=optimizer, lr=lr, cell=cell,
+                                      num_layers=num_layers),
+                                log=lambda _: None, save=path)
+    shapes = [p.shape for p in checkpoint.load(path).params]
+    size = path.stat().st_size
+    estimate = checkpoint.estimated_size(shapes, corpus.vocab.vocab_size, optimizer, 2)
+    num_arrays = len(shapes) * (3 if optimizer == "adam" else 1)
+    assert size <= estimate <= size + 15_000 + 400 * num_arrays, (size, estimate)
+
+
+def test_a_vocabulary_with_unk_keeps_it_through_a_checkpoint(tmp_path, monkeypatch, capsys):
+    """The second edition's vocabularies reserve ``<unk>`` (index 0) for characters the corpus
+    lacks: a checkpoint records that it has one, so the model it holds reads an unseen character
+    of a prefix as ``<unk>``, as the corpus's own vocabulary does, instead of refusing it: in
+    ``api.generate`` and in ``python -m rnn_core.generate`` (its ``main``, run here)."""
+    (tmp_path / "toy.txt").write_text("The Time Traveller, for so it will be convenient to "
+                                      "speak of him.\n" * 60, encoding="utf-8")
+    monkeypatch.setenv("RNN_CORE_DATA", str(tmp_path))
+    monkeypatch.setitem(data.NAMED_CORPORA, "toy", data.NamedCorpus("toy.txt", "letters",
+                                                                    unk=True))
+    toy = load_corpus("toy")
+    assert "q" not in toy.vocab.char_to_idx
+    path = tmp_path / "ck.npz"
+    trained, _ = train.train_and_predict_rnn(reference_ops(), toy, small(num_epochs=1),
+                                             log=lambda _: None, save=path)
+    saved = checkpoint.load(path)
+    assert saved.unk is True and saved.idx_to_char[0] == data.UNK
+    text = predict_rnn(reference_ops(), "the q", 8, trained, toy.vocab)
+    assert text.startswith("the " + data.UNK) and api.generate(path, "the q", 8) == text
+    assert generate.main(["--checkpoint", str(path), "--prefix", "the q", "--num-chars", "8"]) == 0
+    assert capsys.readouterr().out == text + "\n"
 
 
 def test_an_interrupted_write_keeps_the_last_good_checkpoint(corpus, tmp_path, monkeypatch):
