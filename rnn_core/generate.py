@@ -46,14 +46,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    temperature = args.temperature
-    if args.top_k is not None:
-        if temperature == 0:
-            raise RNNCoreError(f"--top-k {args.top_k} samples among the likeliest characters, "
-                               "but --temperature 0 always takes the likeliest one: give "
-                               "--temperature above 0 (1 is the model's own distribution) or "
-                               "leave out --top-k")
-        temperature = 1.0 if temperature is None else temperature
+    if args.top_k is not None and args.temperature == 0:     # the library's rule, in options
+        raise RNNCoreError(f"--top-k {args.top_k} samples among the likeliest characters, "
+                           "but --temperature 0 always takes the likeliest one: give "
+                           "--temperature above 0 (1 is the model's own distribution) or "
+                           "leave out --top-k")
     saved = checkpoint.load(args.checkpoint)
     how = preprocessing_of(saved.corpus)
     trained_with = list(saved.config.get("prefixes") or [])
@@ -72,7 +69,7 @@ def main(argv=None) -> int:
     params = model.params_to_backend(ops, saved.params)
     for prefix in prefixes:
         pieces = generate_chars(ops, prefix, args.num_chars, params, vocab,
-                                temperature=temperature or 0.0, top_k=args.top_k,
+                                temperature=args.temperature, top_k=args.top_k,
                                 seed=args.seed, forward=forward)
         shown = time.monotonic()
         for piece in pieces:            # a long text appears as it grows, not at the end

@@ -21,14 +21,29 @@ def next_char_distribution(logits: np.ndarray, temperature: float, top_k: int | 
     return p / p.sum()
 
 
+def sampling_temperature(temperature: float | None, top_k: int | None) -> float:
+    """The temperature generation runs at: the one given, or, left out (None), 0 (the book's
+    greedy argmax), or 1 (the model's own distribution) with ``top_k``, which only means
+    something when sampling. ``top_k`` at temperature 0 is refused: greedy always takes the
+    likeliest character, so it would be ignored."""
+    if temperature is None:
+        return 0.0 if top_k is None else 1.0
+    if top_k is not None and temperature == 0:
+        raise ValueError(f"top_k={top_k} samples among the likeliest characters, but temperature "
+                         "0 always takes the likeliest one: give a temperature above 0 (1 is the "
+                         "model's own distribution), or leave out top_k")
+    return temperature
+
+
 def predict_rnn(ops: Ops, prefix: str, num_chars: int, params, vocab: Vocab,
-                *, temperature: float = 0.0, top_k: int | None = None, rng=None,
+                *, temperature: float | None = None, top_k: int | None = None, rng=None,
                 seed: int | None = None, forward=None) -> str:
     """``prefix`` followed by ``num_chars`` generated characters.
 
-    ``temperature=0`` (the default) is the book's greedy argmax; ``temperature > 0`` samples from
-    the softmax of ``logits / temperature``, restricted to the ``top_k`` most likely characters
-    when given, with ``rng`` (a ``numpy.random.Generator``) or a new one seeded by ``seed``.
+    ``temperature=0`` (the default without ``top_k``) is the book's greedy argmax; ``temperature
+    > 0`` (1, the default with ``top_k``) samples from the softmax of ``logits / temperature``,
+    restricted to the ``top_k`` most likely characters when given, with ``rng`` (a
+    ``numpy.random.Generator``) or a new one seeded by ``seed``.
     ``params`` are any model's canonical parameters; ``forward(X, state, params)`` is the model
     (default: the scratch model of that cell)."""
     return "".join(generate_chars(ops, prefix, num_chars, params, vocab, temperature=temperature,
@@ -36,7 +51,7 @@ def predict_rnn(ops: Ops, prefix: str, num_chars: int, params, vocab: Vocab,
 
 
 def generate_chars(ops: Ops, prefix: str, num_chars: int, params, vocab: Vocab,
-                   *, temperature: float = 0.0, top_k: int | None = None, rng=None,
+                   *, temperature: float | None = None, top_k: int | None = None, rng=None,
                    seed: int | None = None, forward=None):
     """:func:`predict_rnn` one piece at a time: the prefix (as the vocabulary reads it), then
     each generated character as soon as it is chosen, so a long text can be printed as it grows.
@@ -46,11 +61,12 @@ def generate_chars(ops: Ops, prefix: str, num_chars: int, params, vocab: Vocab,
                          "for example --prefixes 分开")
     if num_chars < 0:
         raise ValueError(f"num_chars must be 0 or more, got {num_chars}")
-    if not (temperature >= 0 and np.isfinite(temperature)):
+    if temperature is not None and not (temperature >= 0 and np.isfinite(temperature)):
         raise ValueError(f"temperature must be 0 (greedy) or a positive finite number, "
                          f"got {temperature}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be a positive integer, got {top_k}")
+    temperature = sampling_temperature(temperature, top_k)
     prefix_indices = vocab.encode(prefix)
     if temperature > 0 and rng is None:
         rng = np.random.default_rng(seed)
