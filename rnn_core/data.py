@@ -114,8 +114,7 @@ class Vocab:
                     f"{text!r} has characters the vocabulary has never seen: "
                     f"{', '.join(repr(char) for char in unseen)}. The vocabulary holds the "
                     f"{self.vocab_size} character{'s' * (self.vocab_size != 1)} of the training "
-                    "corpus: use only those "
-                    "(or train on a corpus that contains them)")
+                    "corpus: use only those (or train on a corpus that contains them)")
             return [self.char_to_idx[char] for char in text]
         return [self.char_to_idx.get(char, self.unk) for char in text]
 

@@ -2,8 +2,9 @@
 
 Every algorithm in ``rnn_core`` is written against :class:`Ops`. A backend (``backends/numpy.py``,
 ``backends/torch.py``, ``backends/tf.py``, ``backends/mxnet.py``, ``backends/jax.py``) implements
-each op with one or two calls of its framework. Names and signatures follow the Python Array API standard where it has the
-op (``concat(xs, /, *, axis)``, ``take(x, indices, /, *, axis)``, ``sum(x, /, *, axis, keepdims)``).
+each op with one or two calls of its framework. Names and signatures follow the Python Array API
+standard where it has the op (``concat(xs, /, *, axis)``, ``take(x, indices, /, *, axis)``,
+``sum(x, /, *, axis, keepdims)``).
 
 Conventions shared by every backend
 -----------------------------------

@@ -214,3 +214,21 @@ def test_weights_of_another_model_are_refused_in_one_line(layer_ops, rng):
     recurrent, dense = convert.export_weights(params, layer_ops.name)
     with pytest.raises(RNNCoreError, match=r"not the weights of 1 lstm \(book\) layer\(s\)"):
         convert.import_weights(recurrent, dense, layer_ops.name, cell="lstm")
+
+
+def test_weights_with_a_layer_missing_or_of_another_input_size_are_refused_in_one_line(layer_ops,
+                                                                                      rng):
+    """One layer's weights imported as two layers' (the second layer's are missing), and weights
+    whose input size is not the vocabulary's (a layer built for other inputs): each is the one-line
+    error that names the problem, not a KeyError from the layout nor a model of the wrong
+    shapes."""
+    params, _, _, _ = make_problem(rng, ("lstm", "book", 1))
+    recurrent, dense = convert.export_weights(params, layer_ops.name)
+    with pytest.raises(RNNCoreError, match=r"not the weights of 2 lstm \(book\) layer\(s\) of "
+                                           r"\w+: missing \['"):
+        convert.import_weights(recurrent, dense, layer_ops.name, cell="lstm", num_layers=2)
+    wider = params._replace(**{W: rng.normal(size=(VOCAB + 3, HIDDEN)).astype(np.float32)
+                               for W, _ in model.architecture(params)[0].gates})
+    recurrent, dense = convert.export_weights(wider, layer_ops.name)
+    with pytest.raises(RNNCoreError, match="do not fit one model"):
+        convert.import_weights(recurrent, dense, layer_ops.name, cell="lstm")

@@ -76,6 +76,18 @@ def test_letters_preprocessing_is_the_second_editions():
         "the time machineby h g wells"
 
 
+
+def test_a_prefix_is_preprocessed_as_its_corpus_was_but_not_stripped():
+    """A prefix meets the corpus's characters only after the same preprocessing: composed
+    Unicode first (for letters, an accent typed apart is then one non-letter with its letter, as
+    in the corpus), and for letters lower case with each run of other characters one space; its
+    trailing space is kept (it asks for a new word). Without The Time Machine: test_printing
+    checks the same through the command line, where that corpus is present."""
+    assert data.prepare_prefix("The TIME-Traveller, ", "letters") == "the time traveller "
+    assert data.prepare_prefix("cre\u0300me\n", "lyrics") == "cr\u00e8me "
+    decomposed = "Cre\u0300me"                       # è as e and a combining accent: "cr me"
+    assert data.prepare_prefix(decomposed, "letters") == data.preprocess(decomposed, "letters")
+
 # ---- files ---------------------------------------------------------------------------------------
 def test_txt_and_zip_files_load_the_same_text(tmp_path):
     text = "分开 不分开\n我们\r\n" * 50
@@ -152,6 +164,21 @@ def test_lookup_order_is_env_then_repository_then_cache(sandbox):
         (folders[name] / "toy.txt").write_bytes(body)
         assert data.find_corpus_file("toy") == folders[name] / "toy.txt"
 
+
+def test_the_vocabulary_is_of_the_kept_characters_or_with_unk_of_the_whole_text(sandbox,
+                                                                               monkeypatch):
+    """The two editions' rules, on a text whose first 3 characters are "aab" and whose whole
+    has 'b' most often and a 'c': lyrics (first edition) count the characters kept, so "c" is
+    not in the vocabulary and "a" comes first; letters with ``<unk>`` (second edition) count the
+    whole text, so "b" comes first and "c" is in it, although only "aab" is trained on."""
+    folders, _ = sandbox
+    (folders["env"] / "toy.txt").write_text("aab" + "b" * 5 + "c", encoding="utf-8")
+    monkeypatch.setitem(data.NAMED_CORPORA, "toy", NamedCorpus("toy.txt", "lyrics", unk=False))
+    lyrics = load_corpus("toy", max_chars=3)
+    assert lyrics.chars == "aab" and lyrics.vocab.idx_to_char == ["a", "b"]
+    monkeypatch.setitem(data.NAMED_CORPORA, "toy", NamedCorpus("toy.txt", "letters", unk=True))
+    letters = load_corpus("toy", max_chars=3)
+    assert letters.chars == "aab" and letters.vocab.idx_to_char == [data.UNK, "b", "a", "c"]
 
 def test_a_damaged_named_corpus_is_refused(sandbox):
     folders, body = sandbox

@@ -78,6 +78,19 @@ def test_generate_samples_reproducibly_with_a_seed(trained):
     assert a.returncode == 0 and a.stdout == b.stdout != c.stdout
 
 
+def test_generate_samples_among_the_top_k_at_the_temperature_given(trained):
+    """``--top-k K`` samples among the K likeliest characters at ``--temperature T``, 1 when not
+    given. So ``--top-k 1`` is greedy, and so is ``--top-k 3 --temperature 1e-300`` (the
+    likeliest gets all the probability); ``--top-k 3`` at temperature 1 is not, for this seed (the
+    check that the other two could fail)."""
+    args = ["--checkpoint", str(trained), "--prefix", "分开", "--num-chars", "30", "--seed", "1"]
+    greedy = run("rnn_core.generate", *args)
+    assert greedy.returncode == 0, greedy.stderr
+    for options in (["--top-k", "1"], ["--top-k", "3", "--temperature", "1e-300"]):
+        result = run("rnn_core.generate", *args, *options)
+        assert result.returncode == 0 and result.stdout == greedy.stdout, options
+    assert run("rnn_core.generate", *args, "--top-k", "3").stdout != greedy.stdout
+
 @pytest.mark.parametrize("args,message", [
     (["--prefix", "QQ"], "'Q'"),
     (["--temperature", "-1"], "--temperature: must be 0 or a positive finite number"),
