@@ -94,10 +94,15 @@ def save(path, checkpoint: Checkpoint) -> Path:
               "history": checkpoint.history, "opt_state": opt_spec,
               "rng_state": _jsonable_rng_state(checkpoint.rng_state)}
     record["sha256"] = _checksum(arrays, record)
+    arrays["record.json"] = np.frombuffer(json.dumps(record, ensure_ascii=False).encode(),
+                                          dtype=np.uint8)
+    # np.savez's layout, written here because np.savez leaves its archive open when Ctrl-C or
+    # SIGTERM interrupts it, and Python then prints a traceback at exit; `with` closes it.
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays,
-             **{"record.json": np.frombuffer(json.dumps(record, ensure_ascii=False).encode(),
-                                             dtype=np.uint8)})
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, array, allow_pickle=False)
     return write_atomically(path, buffer.getvalue(), "the checkpoint")
 
 
