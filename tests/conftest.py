@@ -27,6 +27,20 @@ if DEVICE != "cpu":
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {XLA_DETERMINISTIC}".strip()
 
 
+# JAX's import sets TF_CPP_MIN_LOG_LEVEL=1 where it is unset (TensorFlow imports JAX too), and
+# every tool the tests start would inherit it and keep it as the user's choice: TensorFlow's
+# start-up lines, which the tools hide, would then reach their error output on some CPUs. Before
+# each test the variable is as the user started pytest with.
+_USERS_TF_LOG_LEVEL = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+
+
+def pytest_runtest_setup(item):
+    if _USERS_TF_LOG_LEVEL is None:
+        os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    else:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = _USERS_TF_LOG_LEVEL
+
+
 def pytest_addoption(parser):
     profile = default_profile()
     parser.addoption("--backends", default=",".join(PROFILES[profile]),
