@@ -1,6 +1,7 @@
 """Choosing a backend by name. Nothing here imports a framework until it is asked for."""
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -8,6 +9,10 @@ import sys
 from pathlib import Path
 
 from rnn_core.errors import BackendUnavailable, DeviceUnavailable, RNNCoreError
+
+# What a framework is imported inside: nothing for the library. The command-line tools put there
+# cli.start_up_lines_hidden, which drops the C++ log lines that frameworks write while they load.
+framework_import_context = contextlib.nullcontext
 
 # name -> (module of rnn_core.backends (the repository's backends/ folder), class,
 #          framework's import name, pip extra, what to call it)
@@ -101,10 +106,11 @@ def get_backend(name: str, device: str = "auto", *, precision: str = "float32",
         fix = NO_MXNET
     if importlib.util.find_spec(framework) is None:
         raise BackendUnavailable(f"backend {key!r} needs {title}, which is not installed: {fix}")
-    _load_mxnet_before_tensorflow(key)
     backends_package()
     try:
-        module = importlib.import_module(module_name)
+        with framework_import_context():
+            _load_mxnet_before_tensorflow(key)
+            module = importlib.import_module(module_name)
     except ImportError as error:
         raise BackendUnavailable(
             f"backend {key!r}: {title} is installed but does not import ({error}); {fix}"

@@ -5,7 +5,8 @@ and exit 2, and the process-wide settings that belong to a command, never to the
 
 * opens ``/dev/null`` on a closed standard input, output or error (so that no file the tool
   opens can land on descriptor 1 or 2 and receive printed lines or a framework's log);
-* hides the frameworks' start-up log lines (:data:`QUIET_LOGS`) unless the user set them;
+* hides the frameworks' start-up log lines (:data:`QUIET_LOGS`, and :data:`START_UP_LINES`, which
+  TensorFlow writes whatever its log level) unless the user set the level;
 * prints characters that the output's encoding cannot show as ``\\uXXXX`` escapes, with a note;
 * turns SIGTERM and SIGHUP into the Ctrl-C a training run already handles (it saves the last
   completed epoch);
@@ -15,15 +16,18 @@ from __future__ import annotations
 
 import argparse
 import codecs
+import contextlib
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
 
+from rnn_core import backend
 from rnn_core.backend import BACKEND_NAMES, DEVICES
 from rnn_core.errors import RNNCoreError, interruption
 
@@ -32,6 +36,13 @@ from rnn_core.errors import RNNCoreError, interruption
 # though nothing is wrong. Real failures still reach the tools as exceptions, printed as one line.
 # Set TF_CPP_MIN_LOG_LEVEL=0 to see every line.
 QUIET_LOGS = {"TF_CPP_MIN_LOG_LEVEL": "3"}
+
+# What TensorFlow 2.21 writes while it loads whatever TF_CPP_MIN_LOG_LEVEL says: it logs through
+# Abseil, which sends every line to stderr until absl::InitializeLog() is called (on CPUs with
+# AVX512_VNNI, "oneDNN custom operations are on", twice). Abseil's info, warning and error lines,
+# and its note, match; fatal lines and everything else pass.
+START_UP_LINES = re.compile(rb"WARNING: All log messages before absl::InitializeLog\(\) is called"
+                            rb"|[IWE]\d{4} \d+:\d+:\d+\.\d+ +\d+ \S+:\d+\] ")
 
 # The thread settings the frameworks read when they start (OpenMP: PyTorch, MXNet, NumPy's
 # OpenBLAS; MKL: PyTorch; TensorFlow's two pools). compare and bench give every child the same.
@@ -145,6 +156,7 @@ def run_main(main, argv=None) -> int:
     ``error: ...`` (no traceback) and returns 2; Ctrl-C returns 130, SIGTERM 143, SIGHUP 129."""
     _open_closed_standard_streams()
     quiet_framework_logs(os.environ)
+    backend.framework_import_context = start_up_lines_hidden
     _escape_what_stdout_cannot_show()
     _handle_termination_signals()
     import numpy as np
@@ -225,6 +237,45 @@ def quiet_framework_logs(environ) -> None:
     """Set :data:`QUIET_LOGS` in ``environ`` where the user has not set them (theirs win)."""
     for name, value in QUIET_LOGS.items():
         environ.setdefault(name, value)
+
+
+@contextlib.contextmanager
+def start_up_lines_hidden():
+    """While a framework loads (``backend.framework_import_context`` in the tools): what it writes
+    to descriptor 2 passes through a pipe, as it comes, less :data:`START_UP_LINES`; only where
+    TF_CPP_MIN_LOG_LEVEL is :data:`QUIET_LOGS`' (the user's own level shows every line)."""
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") != QUIET_LOGS["TF_CPP_MIN_LOG_LEVEL"]:
+        yield
+        return
+    sys.stderr.flush()
+    stderr = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def forward():
+        with open(read_end, "rb") as lines:
+            for line in lines:
+                if not START_UP_LINES.match(line):
+                    _write_all(stderr, line)
+    forwarder = threading.Thread(target=forward, daemon=True)
+    forwarder.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(stderr, 2)          # the pipe's last writer goes, so forward() ends
+        forwarder.join(timeout=10)  # (a process the framework started may still hold it)
+        if not forwarder.is_alive():
+            os.close(stderr)
+
+
+def _write_all(descriptor: int, data: bytes) -> None:
+    try:
+        while data:
+            data = data[os.write(descriptor, data):]
+    except OSError:         # stderr is gone: nothing can be said
+        pass
 
 
 def _open_closed_standard_streams() -> None:

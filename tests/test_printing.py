@@ -218,6 +218,32 @@ def test_the_users_own_log_settings_win():
     assert environ == cli.QUIET_LOGS
 
 
+# What TensorFlow 2.21 wrote while it loaded, at TF_CPP_MIN_LOG_LEVEL=3, on a CPU with AVX512_VNNI.
+TENSORFLOWS_START_UP = (
+    b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+    b"I0000 00:00:1795574556.631988   12001 port.cc:153] oneDNN custom operations are on.\n"
+    b"W0000 00:00:1795574556.7   12001 cpu_feature_guard.cc:227] a warning\n"
+    b"E1125 02:01:57.478834   12001 util.cc:131] an error that is not one\n")
+
+
+@pytest.mark.parametrize("level,shown", [("3", False), ("0", True)])
+def test_the_start_up_lines_tensorflow_writes_whatever_its_level_are_hidden(capfd, monkeypatch,
+                                                                            level, shown):
+    """At the tools' quiet level the lines Abseil writes before it is set up are dropped while a
+    framework loads; a fatal line and anything else pass, in order. The user's level shows all."""
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", level)
+    kept = [b"F0000 00:00:1795574556.8   12001 x.cc:1] a fatal line\n", b"a line of its own\n",
+            b"Traceback, with no newline at the end"]
+    with cli.start_up_lines_hidden():
+        os.write(2, TENSORFLOWS_START_UP + kept[0])
+        os.write(2, kept[1] + TENSORFLOWS_START_UP + kept[2])
+    expected = (TENSORFLOWS_START_UP + kept[0] + kept[1] + TENSORFLOWS_START_UP + kept[2]
+                if shown else b"".join(kept))
+    assert capfd.readouterr().err == expected.decode()
+    os.write(2, TENSORFLOWS_START_UP)          # after loading, descriptor 2 is as it was
+    assert capfd.readouterr().err == TENSORFLOWS_START_UP.decode()
+
+
 # ---- compare and bench's children ---------------------------------------------------------------
 @pytest.fixture
 def child_module(tmp_path, monkeypatch):
