@@ -126,14 +126,16 @@ def check_output(path, option: str, kind: str, need_bytes: int = 0, *,
             raise OutputError(f"{option} {text} already exists and is not {what}: it is left "
                               f"alone. Give another name, or delete the file first if it may go")
     folder = target.parent
+    made = []
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        descriptor, probe = _create_temporary(folder, target.name, 0o600)  # can we write there?
-        os.close(descriptor)
-        os.unlink(probe)
+        os.close(_create_temporary(folder, target.name, 0o600, "probe", made))  # can we write?
+        os.unlink(made.pop())
     except OSError as error:
         raise OutputError(f"{option} {text}: cannot write in the folder {folder} "
                           f"({_reason(error)}): {fix_for(error, option)}") from error
+    finally:
+        _remove(made)           # where Ctrl-C or SIGTERM came in between
     if info is not None and not os.access(target, os.W_OK):
         raise OutputError(f"{option} {text} is read-only: make it writable (chmod u+w) or give "
                           "another name")
@@ -167,16 +169,28 @@ def check_distinct(paths: dict, may_share: tuple = ()) -> None:
                                   f"writing {option} would replace it. Give {option} another name")
 
 
-def _create_temporary(folder: Path, name: str, mode: int, suffix: str = "probe"):
-    """A new file ``.NAME.RANDOM.SUFFIX`` in ``folder``, opened for writing. ``open`` with
-    ``O_EXCL`` applies the umask to ``mode``, which ``tempfile.mkstemp`` (always 0600) does not."""
+def _create_temporary(folder: Path, name: str, mode: int, suffix: str, made: list) -> int:
+    """A new file ``.NAME.RANDOM.SUFFIX`` in ``folder``, opened for writing (its descriptor). Its
+    path joins ``made`` before the file exists, so that a caller stopped at any point (Ctrl-C or
+    SIGTERM right after ``open``) can remove it with :func:`_remove`. ``open`` with ``O_EXCL``
+    applies the umask to ``mode``, which ``tempfile.mkstemp`` (always 0600) does not."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     while True:
-        temporary = folder / f".{name}.{secrets.token_hex(4)}.{suffix}"
+        made.append(folder / f".{name}.{secrets.token_hex(4)}.{suffix}")
         try:
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-            return os.open(temporary, flags, mode), temporary
+            return os.open(made[-1], flags, mode)
         except FileExistsError:
-            continue
+            made.pop()          # another's file, not ours to remove
+
+
+def _remove(made: list) -> None:
+    """Remove the temporary files in ``made`` that exist (best effort: it runs on the way out)."""
+    for path in made:
+        try:
+            if os.path.lexists(path):
+                os.unlink(path)
+        except OSError:
+            pass
 
 
 def write_atomically(path, data: bytes, what: str = "the file") -> Path:
@@ -184,15 +198,15 @@ def write_atomically(path, data: bytes, what: str = "the file") -> Path:
     A failure raises :class:`OutputError` naming the file and the fix."""
     path = Path(os.fspath(path)).expanduser()
     target = Path(os.path.realpath(path))
-    temporary = None
+    made = []                   # the temporary file, from before it exists until it is renamed
     try:
         try:
             old = os.stat(target)
         except FileNotFoundError:
             old = None
         target.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = _create_temporary(
-            target.parent, target.name, stat.S_IMODE(old.st_mode) if old else 0o666, "tmp")
+        descriptor = _create_temporary(
+            target.parent, target.name, stat.S_IMODE(old.st_mode) if old else 0o666, "tmp", made)
         with os.fdopen(descriptor, "wb") as out:
             if old is not None:
                 os.fchmod(out.fileno(), stat.S_IMODE(old.st_mode))  # the umask made it narrower
@@ -201,16 +215,15 @@ def write_atomically(path, data: bytes, what: str = "the file") -> Path:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(temporary, target)
-        temporary = None
+        os.replace(made[-1], target)
+        made.clear()
         _sync_folder(target.parent)
     except OSError as error:
         kept = " The file already there is left as it was." if target.exists() else ""
         raise OutputError(f"could not write {what} {path} ({_reason(error)}): "
                           f"{fix_for(error, '')}.{kept}") from error
     finally:
-        if temporary is not None and os.path.lexists(temporary):
-            os.unlink(temporary)
+        _remove(made)
     return path
 
 

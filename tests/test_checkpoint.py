@@ -10,7 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from rnn_core import api, checkpoint, cli, data, generate, get_backend, model, train
+from rnn_core import api, checkpoint, cli, data, generate, get_backend, model, outputs, train
 from rnn_core.concise import ConciseRNN
 from rnn_core.data import load_corpus
 from rnn_core.backend import REFERENCE, has
@@ -319,6 +319,32 @@ def test_a_signal_during_a_save_leaves_no_archive_open(corpus, tmp_path, monkeyp
     with pytest.raises(KeyboardInterrupt):
         checkpoint.save(path, saved)
     assert archives and [archive.fp for archive in archives] == [None] * len(archives)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["ck.npz"]
+
+
+@pytest.mark.parametrize("made", ["the checkpoint's temporary copy", "the folder's probe"])
+def test_a_signal_just_after_a_temporary_file_is_made_leaves_no_file(corpus, tmp_path,
+                                                                     monkeypatch, made):
+    """SIGTERM can come in as soon as ``open`` has made the file, before its name is kept: the
+    file is removed all the same (CI once found the checkpoint's left behind)."""
+    path = tmp_path / "ck.npz"
+    train.train_and_predict_rnn(get_backend(REFERENCE), corpus, small(num_epochs=2),
+                                log=lambda _: None, save=path)
+    saved, before = checkpoint.load(path), path.read_bytes()
+    real_open, suffix = os.open, {"the checkpoint's temporary copy": ".tmp"}.get(made, ".probe")
+
+    def open_then_signal(file, flags, *args, **kwargs):
+        descriptor = real_open(file, flags, *args, **kwargs)
+        if str(file).endswith(suffix):
+            raise cli.Terminated(signal.SIGTERM)
+        return descriptor
+    monkeypatch.setattr(os, "open", open_then_signal)
+    with pytest.raises(KeyboardInterrupt):
+        if suffix == ".tmp":
+            checkpoint.save(path, saved)
+        else:
+            outputs.check_output(path, "--save", "checkpoint", 1000)
+    monkeypatch.undo()
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["ck.npz"]
 
 
