@@ -2,6 +2,7 @@
 prefixes follow the corpus, options do what they say, every option's help gives its default,
 no framework log lines, and compare and bench show a child's whole error and end their children.
 Through the command line."""
+import contextlib
 import importlib
 import os
 import re
@@ -242,6 +243,35 @@ def test_the_start_up_lines_tensorflow_writes_whatever_its_level_are_hidden(capf
     assert capfd.readouterr().err == expected.decode()
     os.write(2, TENSORFLOWS_START_UP)          # after loading, descriptor 2 is as it was
     assert capfd.readouterr().err == TENSORFLOWS_START_UP.decode()
+
+
+def test_every_framework_loads_inside_backends_import_context(backend_name, monkeypatch):
+    from rnn_core import backend as backend_module
+    from conftest import backend
+    entered = []
+
+    def recorded():
+        entered.append(backend_name)
+        return contextlib.nullcontext()
+    monkeypatch.setattr(backend_module, "framework_import_context", recorded)
+    backend(backend_name)
+    assert entered == [backend_name]
+
+
+def test_only_the_tools_filter_what_a_framework_writes_while_it_loads():
+    """run_main puts the filter in ``backend.framework_import_context``; a program that only
+    imports rnn_core keeps every line."""
+    program = ("import os, sys\n"
+               "from rnn_core import backend, cli\n"
+               "def load(argv=None):\n"
+               "    with backend.framework_import_context():\n"
+               f"        os.write(2, {TENSORFLOWS_START_UP!r})\n"
+               "load() if sys.argv[1] == 'library' else sys.exit(cli.run_main(load))\n")
+    environ = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    for how, shown in [("library", TENSORFLOWS_START_UP.decode()), ("tool", "")]:
+        result = subprocess.run([sys.executable, "-c", program, how], capture_output=True,
+                                text=True, cwd=ROOT, env=environ, timeout=300)
+        assert (result.returncode, result.stderr) == (0, shown), how
 
 
 # ---- compare and bench's children ---------------------------------------------------------------
