@@ -36,7 +36,7 @@ from rnn_core.errors import BackendUnavailable, RNNCoreError
 from rnn_core.optim import OPTIMIZERS
 from rnn_core.plot import perplexity_figure     # part of the API too
 from rnn_core.predict import predict_rnn
-from rnn_core.train import (EpochResult, TrainConfig, book_defaults, make_forward,
+from rnn_core.train import (EpochResult, TrainConfig, book_defaults, epochs, make_forward,
                             resolve_grad, train_and_predict_rnn)
 
 SETTINGS = tuple(f.name for f in dataclasses.fields(TrainConfig))
@@ -173,9 +173,10 @@ class Comparison:
     def figure(self, title: str | None = None):
         """Every backend's perplexity curve on one ``matplotlib.figure.Figure``."""
         first = next(iter(self.results.values()), None)
-        if title is None:
-            title = (f"{first.config.model} model, {len(first.history)} epochs, same seed"
-                     if first else "no backend ran")
+        if title is None:       # a concise comparison's reference is the scratch model
+            models = list(dict.fromkeys(r.config.model for r in self.results.values()))
+            title = (f"{' and '.join(models)} model{'s' * (len(models) > 1)}, "
+                     f"{epochs(len(first.history))}, same seed" if first else "no backend ran")
         return perplexity_figure({name: r.perplexities for name, r in self.results.items()},
                                  title)
 
@@ -185,10 +186,10 @@ class Comparison:
         names = list(self.results)
         num_epochs = max((len(r.history) for r in self.results.values()), default=0)
         every = every or max(1, num_epochs // 10)
-        epochs = sorted(set(range(every, num_epochs + 1, every)) | {num_epochs} - {0})
+        shown = sorted(set(range(every, num_epochs + 1, every)) | {num_epochs} - {0})
         lines = ["| epoch | " + " | ".join(names) + " |",
                  "| ---: |" + " ---: |" * len(names)]
-        for epoch in epochs:
+        for epoch in shown:
             cells = [f"{r.perplexities[epoch - 1]:.3f}" if epoch <= len(r.history) else ""
                      for r in self.results.values()]
             lines.append(f"| {epoch} | " + " | ".join(cells) + " |")
@@ -254,7 +255,7 @@ def compare(backends: Sequence[str] | None = None, corpus: str | os.PathLike | N
             continue
         if verbose:
             r = results[name]
-            print(f"{name}: perplexity {r.perplexities[-1]:.3f} after {len(r.history)} epochs, "
+            print(f"{name}: perplexity {r.perplexities[-1]:.3f} after {epochs(len(r.history))}, "
                   f"{sum(r.seconds):.1f} s", flush=True)
     return Comparison(results, skipped)
 

@@ -35,7 +35,7 @@ from rnn_core import api, cli, outputs, run
 from rnn_core.backend import BACKEND_NAMES, canonical_name, get_backend, has
 from rnn_core.data import DEFAULT_MAX_CHARS, load_corpus
 from rnn_core.errors import interruption
-from rnn_core.train import data_iter
+from rnn_core.train import data_iter, epochs
 
 # run's options -> TrainConfig fields (the others are run's hyperparameters, run.HYPERPARAMETERS).
 LENGTHS = {"epochs": "num_epochs", "pred_period": "pred_period", "pred_len": "pred_len",
@@ -182,7 +182,7 @@ def main(argv=None) -> int:
             continue
         results[name] = api.TrainResult.from_dict(outcome)
         r = results[name]
-        board.done(f"{name}: perplexity {r.perplexities[-1]:.3f} after {len(r.history)} epochs, "
+        board.done(f"{name}: perplexity {r.perplexities[-1]:.3f} after {epochs(len(r.history))}, "
                    f"{float(np.median(r.seconds[1:] or r.seconds)):.3f} s/epoch on {r.device}")
     board.bar.close()
     if interrupt is not None and not results:
@@ -202,7 +202,7 @@ def main(argv=None) -> int:
              "results": [r.to_dict() | {"perplexity": r.perplexities} for r in results.values()],
              "skipped": skipped}, indent=2, ensure_ascii=False).encode("utf-8"), "the JSON file")
     print(f"{config.model} model, {config.optimizer} lr {config.lr:g}, clip {config.clipping_theta:g}, "
-          f"{config.sampling} sampling, hidden {config.num_hiddens}, {config.num_epochs} epochs, "
+          f"{config.sampling} sampling, hidden {config.num_hiddens}, {epochs(config.num_epochs)}, "
           f"seed {config.seed}, corpus {args.corpus or 'lyrics_zh'}, {args.threads} threads per "
           "backend" + cli.describe_numerics(next(iter(results.values()))))
     print("\nperplexity by epoch\n" + comparison.table(every=args.pred_period))

@@ -28,8 +28,8 @@ from rnn_core.cells import CELLS
 from rnn_core.data import (DEFAULT_MAX_CHARS, NAMED_CORPORA, first_word, load_corpus,
                            usable_prefix)
 from rnn_core.errors import CorpusError, RNNCoreError, VocabularyError
-from rnn_core.train import (TrainConfig, book_defaults, data_iter, make_forward, resolve_grad,
-                             train_and_predict_rnn)
+from rnn_core.train import (TrainConfig, book_defaults, data_iter, epochs, make_forward,
+                             resolve_grad, train_and_predict_rnn)
 
 MAX_PRED_LEN = 100_000       # longer texts: python -m rnn_core.generate, which prints as it goes
 PLOT_BYTES = 200_000         # room for the PNG, checked before training
@@ -195,7 +195,7 @@ def main(argv=None) -> int:
         config.prefixes if saved is not None else corpus.prefixes), corpus)
     if saved is not None and config.num_epochs <= saved.epoch:
         raise checkpoint.CheckpointError(
-            f"the checkpoint has already trained {saved.epoch} epochs: give --epochs above "
+            f"the checkpoint has already trained {epochs(saved.epoch)}: give --epochs above "
             f"{saved.epoch} to train further")
     ops = get_backend(args.backend, args.device, **cli.numerics_options(args))
     if saved is not None and config.model == "concise" and not has(ops.name, "layers"):

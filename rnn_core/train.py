@@ -97,6 +97,11 @@ def perplexity(mean_cross_entropy: float) -> float:
         return math.inf
 
 
+def epochs(count: int) -> str:
+    """``'1 epoch'``, ``'250 epochs'``: how the tools and the library say a number of epochs."""
+    return f"{count} epoch" if count == 1 else f"{count} epochs"
+
+
 def resolve_grad(ops: Ops, config: TrainConfig) -> str:
     grad = config.grad
     if grad == "auto":

@@ -103,7 +103,9 @@ def test_compare_trains_each_backend_from_the_same_start(backend_name):
     assert f"| {backend_name} | {own.perplexities[-1]:.3f} |" in comparison.summary()
     assert all(f"{name}  {r.samples['分开']}" in comparison.samples_text()
                for name, r in comparison.results.items())
-    assert len(comparison.figure().axes[0].get_lines()) == len(names)
+    figure = comparison.figure().axes[0]
+    assert len(figure.get_lines()) == len(names)
+    assert figure.get_title() == "scratch model, 2 epochs, same seed"
 
 
 def test_compare_concise_has_the_scratch_reference_on_the_same_settings(backend_name):
@@ -116,6 +118,9 @@ def test_compare_concise_has_the_scratch_reference_on_the_same_settings(backend_
     assert own.config.sampling == "consecutive"
     assert own.config.model == ("concise" if has(backend_name, "layers") else "scratch")
     np.testing.assert_allclose(own.perplexities, reference.perplexities, rtol=1e-4)
+    assert comparison.figure().axes[0].get_title() == (
+        "scratch and concise models, 1 epoch, same seed" if own.config.model == "concise"
+        else "scratch model, 1 epoch, same seed")
 
 
 def test_compare_skips_a_backend_that_is_not_installed(backend_name, monkeypatch, capsys):

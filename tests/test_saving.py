@@ -229,6 +229,11 @@ def test_a_replaced_checkpoint_keeps_its_mode(tmp_path, trained):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
 
 
+def test_a_checkpoint_that_has_trained_enough_epochs_is_one_clear_line(trained):
+    result = run("--resume", str(trained), "--epochs", "2")
+    one_clear_line(result, "the checkpoint has already trained 2 epochs: give --epochs above 2")
+
+
 def test_resume_works_from_any_folder(tmp_path):
     """A checkpoint of a user's corpus, given by a relative path, resumes from another folder;
     a corpus that has moved is named with --corpus."""
@@ -241,6 +246,9 @@ def test_resume_works_from_any_folder(tmp_path):
     resumed = run("--resume", str(here / "ck.npz"), "--epochs", "2", cwd=elsewhere)
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.splitlines()[1].startswith("epoch 2, perplexity")
+    trained_enough = run("--resume", str(here / "ck.npz"), "--epochs", "1", cwd=elsewhere)
+    one_clear_line(trained_enough, "the checkpoint has already trained 1 epoch: give --epochs "
+                   "above 1 to train further")
     os.rename(here / "mine.txt", elsewhere / "moved.txt")
     lost = run("--resume", str(here / "ck.npz"), "--epochs", "2", cwd=elsewhere)
     one_clear_line(lost, "mine.txt", "give --corpus PATH to say where that text is now")
