@@ -2,7 +2,9 @@
 # is missing and install rnn-core with the frameworks of one install profile, at the pins of
 # constraints/$(PROFILE).txt:
 #   all      Python 3.11:    NumPy 1.23, PyTorch, TensorFlow, MXNet and JAX;
-#   current  Python 3.12+:   NumPy 2, PyTorch, TensorFlow and JAX (MXNet 1.9.1 needs NumPy < 1.24).
+#   current  Python 3.12-3.14: NumPy 2, PyTorch, TensorFlow and JAX (MXNet 1.9.1 needs NumPy < 1.24;
+#            TensorFlow 2.21 has no wheels for Python 3.14, so 3.14 has no TensorFlow; PyTorch 2.13
+#            none for 3.15).
 # The profile follows the Python found; `make test PROFILE=current PYTHON=python3.12` asks for one.
 # The notebook tools (the `notebooks` extra) come with both; `make notebooks` writes
 # notebooks/*.ipynb from their jupytext .py files; `make docs` writes docs/side-by-side.md from backends/.
@@ -18,7 +20,7 @@ PROFILE ?= $(shell $(DECIDER) -c 'import sys; print("all" if sys.version_info < 
 .PHONY: run test install profile notebooks docs clean
 
 $(VENV)/.installed-$(PROFILE): pyproject.toml constraints/$(PROFILE).txt
-	@$(DECIDER) -c 'import sys; v = sys.version_info; ok = {"all": (3, 11) <= v < (3, 12), "current": v >= (3, 12)}.get("$(PROFILE)"); sys.exit(0 if ok else "profile '$(PROFILE)' does not fit Python %d.%d: all needs Python 3.11, current 3.12 or later (choose PYTHON=..., or VENV=... for a new environment)" % v[:2])'
+	@$(DECIDER) -c 'import sys; v = sys.version_info; ok = {"all": (3, 11) <= v < (3, 12), "current": (3, 12) <= v < (3, 15)}.get("$(PROFILE)"); sys.exit(0 if ok else "profile %r does not fit Python %d.%d: all needs Python 3.11, current 3.12 to 3.14 (PyTorch 2.13, the pinned release, has no wheels for 3.15 and later); choose PYTHON=..., or VENV=... for a new environment" % ("$(PROFILE)", *v[:2]))'
 	@$(MAKE) --no-print-directory profile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
@@ -33,6 +35,7 @@ $(VENV)/.installed-$(PROFILE): pyproject.toml constraints/$(PROFILE).txt
 profile:
 	@echo "install profile '$(PROFILE)' for $$($(DECIDER) -c 'import platform; print("Python", platform.python_version())') ($(VENV))"
 	@if [ "$(PROFILE)" = current ]; then echo "MXNet is left out: its last release (1.9.1) needs NumPy < 1.24, which has no wheels for Python 3.12+; use Python 3.11 (PROFILE=all) for all five frameworks"; fi
+	@if [ "$(PROFILE)" = current ] && $(DECIDER) -c 'import sys; sys.exit(sys.version_info < (3, 14))'; then echo "TensorFlow is left out: its newest release (2.21) has no wheels for Python 3.14; use Python 3.12 or 3.13 for it"; fi
 
 install: $(VENV)/.installed-$(PROFILE)
 

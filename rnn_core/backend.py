@@ -28,16 +28,34 @@ BACKEND_NAMES = tuple(_BACKENDS)
 DEVICES = ("auto", "cpu", "gpu")
 PRECISIONS = ("float32", "tf32")
 
-# The install profiles (constraints/<profile>.txt): the frameworks each one installs.
-PROFILES = {
-    "all": ("numpy", "torch", "tf", "mxnet", "jax"),   # Python 3.11, NumPy 1.23
-    "current": ("numpy", "torch", "tf", "jax"),        # Python 3.12+, NumPy 2: no MXNet
+# The install profiles (constraints/<profile>.txt) and their frameworks. Where the pinned release
+# of a framework has no wheels for a newer Python, the profile leaves it out there, as
+# pyproject.toml's extras and the Makefile do; LEFT_OUT says why.
+_PROFILE_FRAMEWORKS = {
+    "all": ("numpy", "torch", "tf", "mxnet", "jax"),     # Python 3.11, NumPy 1.23
+    "current": ("numpy", "torch", "tf", "jax"),          # Python 3.12+, NumPy 2: no MXNet
+}
+NEWEST_PYTHON = {"tf": (3, 13)}         # TensorFlow 2.21, its newest release: no wheels for 3.14
+
+
+def profile_frameworks(profile: str, python: tuple | None = None) -> tuple:
+    """The frameworks that ``profile`` installs on Python ``python`` (``(3, 14)``; this one by
+    default)."""
+    python = tuple(python or sys.version_info[:2])
+    return tuple(name for name in _PROFILE_FRAMEWORKS[profile]
+                 if python <= NEWEST_PYTHON.get(name, python))
+
+
+PROFILES = {profile: profile_frameworks(profile) for profile in _PROFILE_FRAMEWORKS}   # this Python
+LEFT_OUT = {       # why a framework is not in the 'current' profile on this Python, and the fix
+    "mxnet": "MXNet is not in the 'current' profile: its last release, 1.9.1, needs NumPy < 1.24, "
+             "which has no wheels for Python 3.12 and later; use Python 3.11 for the 'all' profile",
+    "tf": "TensorFlow is not in the 'current' profile on Python 3.14: its newest release, 2.21, has "
+          "no wheels for Python 3.14; use Python 3.12 or 3.13 for it (or 3.11 for all five)",
 }
 REFERENCE = "numpy"      # the float32 CPU reference every backend is compared against
 # What a framework lacks: NumPy has no GPU build, no autograd and no RNN layer of its own.
 _LACKS = {"numpy": ("gpu", "autograd", "layers")}
-NO_MXNET = ("MXNet is not in the 'current' profile: its last release, 1.9.1, needs NumPy < 1.24, "
-            "which has no wheels for Python 3.12 and later; use Python 3.11 for the 'all' profile")
 
 
 def default_profile() -> str:
@@ -102,8 +120,8 @@ def get_backend(name: str, device: str = "auto", *, precision: str = "float32",
     module_name, class_name, framework, extra, title = _BACKENDS[key]
     fix = (f"install it with: pip install -c constraints/{default_profile()}.txt -e '.[{extra}]' "
            f"(or run: make run BACKEND={key})" if extra else "install it with: pip install numpy")
-    if key not in PROFILES["current"] and sys.version_info >= (3, 12):
-        fix = NO_MXNET
+    if key not in PROFILES["current"] and default_profile() == "current":
+        fix = LEFT_OUT[key]
     if importlib.util.find_spec(framework) is None:
         raise BackendUnavailable(f"backend {key!r} needs {title}, which is not installed: {fix}")
     backends_package()
