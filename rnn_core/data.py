@@ -32,6 +32,7 @@ order in every Python process, so its indices cannot be compared between runs; o
 from __future__ import annotations
 
 import collections
+import errno
 import functools
 import hashlib
 import os
@@ -202,12 +203,15 @@ def find_corpus_file(name: str) -> Path:
     named = NAMED_CORPORA[name]
     folders = search_dirs()
     for folder in folders:
-        try:
-            found = (folder / named.file).is_file()
-        except OSError as error:        # a folder we may not look into
-            raise CorpusError(
-                f"cannot look for {named.file} in {folder} ({error.strerror}): make the folder "
-                "readable, or point RNN_CORE_DATA at another folder that holds the file") from error
+        try:    # os.stat: Python 3.14's Path.is_file says False in a folder it may not read
+            found = stat.S_ISREG(os.stat(folder / named.file).st_mode)
+        except OSError as error:
+            found = False
+            if error.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):   # may not look in
+                raise CorpusError(
+                    f"cannot look for {named.file} in {folder} ({error.strerror}): make the "
+                    "folder readable, or point RNN_CORE_DATA at another folder that holds the "
+                    "file") from error
         if found:
             return _verified(folder / named.file, named)
     where = ", ".join(str(folder) for folder in folders)     # one line, as every error is
