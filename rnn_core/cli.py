@@ -279,8 +279,16 @@ def _write_all(descriptor: int, data: bytes) -> None:
 
 
 def _open_closed_standard_streams() -> None:
+    """A standard stream that is closed (``>&-``) reads and writes /dev/null instead. Python sets
+    ``sys.stdout`` to None where descriptor 1 was closed at start; by now another file may hold
+    that number (libffi 3.5 keeps one open for its trampolines once ctypes loads), so such a
+    stream gets a descriptor of its own. A descriptor closed later gets /dev/null in its place."""
     closed = []
     for descriptor, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, mode, encoding="utf-8"))
+            closed.append(name)
+            continue
         try:
             os.fstat(descriptor)
         except OSError:

@@ -82,10 +82,21 @@ def test_a_broken_stdout_with_nothing_to_save_stops_quietly():
     assert process.stderr.read() == b""
 
 
-def test_a_closed_stdout_is_one_note_and_the_run_still_saves(tmp_path):
+# Descriptor 1 closed at start, and then taken by a file opened before the tool's code runs, as
+# libffi 3.5 does with its own library once ctypes loads (Python 3.14 on Debian): Python has set
+# sys.stdout to None, and descriptor 1 is no longer free.
+TAKEN_FIRST = ("import os, runpy; os.open(os.devnull, os.O_RDONLY); "
+               "runpy.run_module('rnn_core.run', run_name='__main__', alter_sys=True)")
+
+
+@pytest.mark.parametrize("taken", [False, True], ids=["closed", "closed and taken"])
+def test_a_closed_stdout_is_one_note_and_the_run_still_saves(tmp_path, taken):
     path = tmp_path / "ck.npz"
-    process = popen(*SMALL, "--epochs", "2", "--save", str(path), stderr=subprocess.PIPE,
-                    preexec_fn=lambda: os.close(1))            # as `>&-` does
+    args = [*SMALL, "--epochs", "2", "--save", str(path)]
+    process = subprocess.Popen([sys.executable, "-u", *(["-c", TAKEN_FIRST] if taken else
+                                                        ["-m", "rnn_core.run"]), *args],
+                               cwd=ROOT, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               preexec_fn=lambda: os.close(1))      # as `>&-` does
     error = process.stderr.read().decode()
     assert process.wait(timeout=300) == 0, error
     assert error.startswith("note: standard output is closed") and len(error.splitlines()) == 1
