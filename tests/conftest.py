@@ -1,13 +1,15 @@
 """Every test that takes ``ops`` runs once per backend, so one failure hides nothing.
 
 By default the backends are every framework of this environment's install profile (all five on
-Python 3.11, no MXNet on 3.12+; see ``rnn_core.backend.PROFILES``), and all of them are required:
-a framework that is missing or fails to import makes its tests fail (not skip). ``--backends
-numpy,torch`` runs a subset; tests that compare backends compare the selected ones.
+Python 3.11, no MXNet on 3.12+, no TensorFlow on 3.14; see ``rnn_core.backend.PROFILES``), and
+all of them are required: a framework that is missing or fails to import makes its tests fail (not
+skip). ``--backends numpy,torch`` runs a subset; tests that compare backends compare the selected
+ones.
 
 ``RNN_CORE_TEST_DEVICE=gpu`` (or ``auto``) runs every backend that has a GPU build on the GPU;
 NumPy, which has none, runs on the CPU."""
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -25,6 +27,14 @@ if DEVICE != "cpu":
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     if XLA_DETERMINISTIC not in os.environ.get("XLA_FLAGS", ""):
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {XLA_DETERMINISTIC}".strip()
+
+
+# The tests that press Ctrl-C send SIGINT to the tools they start. A shell without job control
+# starts a background command (`make test &` in a script, `chroot ... &`) with SIGINT ignored,
+# which every process it starts inherits, so those tools would never see it: the suite's tools
+# start as from a terminal, with Python's own handler.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 # JAX's import sets TF_CPP_MIN_LOG_LEVEL=1 where it is unset (TensorFlow imports JAX too), and
