@@ -27,7 +27,8 @@
 #             minutes a run there, every op a launch);
 # bench-tf32: bench's fast rows in IEEE float32 and with --tf32, one run each in one call (its
 #             effect on speed), then the epoch as one program against one call per minibatch
-#             (docs/scripts/epoch_loop.py).
+#             (docs/scripts/epoch_loop.py), and JAX's epoch against a plain JAX program of it
+#             (docs/scripts/plain_jax_epoch.py), in IEEE float32 and with --tf32.
 # BACKENDS (default: numpy torch jax, what the lent image has) and GPU=cpu (a dry run on a
 # machine without one, with $OUT a temporary folder, and EPOCHS=2 for numerics) may be set.
 # WORKERS=N spreads the tests over N processes with pytest-xdist (the image has it), with work
@@ -110,7 +111,14 @@ case $part in
     done
     # shellcheck disable=SC2086
     python docs/scripts/epoch_loop.py --device "$device" --backends $on_gpu \
-      2>&1 | tee "$out/epoch-loop-$device.txt" ;;
+      2>&1 | tee "$out/epoch-loop-$device.txt"
+    if [[ " $on_gpu " == *" jax "* ]]; then
+      for numerics in "" --tf32; do
+        # shellcheck disable=SC2086
+        python docs/scripts/plain_jax_epoch.py --device "$device" $numerics \
+          2>&1 | tee -a "$out/plain-jax-$device.txt"
+      done
+    fi ;;
   *)
     echo "unknown part $part: tests, learning, numerics, bench or bench-tf32" >&2; exit 2 ;;
 esac
