@@ -10,6 +10,7 @@ ones.
 NumPy, which has none, runs on the CPU."""
 import os
 import signal
+import subprocess
 
 import numpy as np
 import pytest
@@ -49,6 +50,25 @@ def pytest_runtest_setup(item):
         os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
     else:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = _USERS_TF_LOG_LEVEL
+
+
+@pytest.fixture(autouse=True)
+def no_process_outlives_its_test(monkeypatch):
+    """Every process a test starts is killed at the test's end if it still runs: a test that fails
+    or times out while its tool trains (--epochs 100000, waiting for a Ctrl-C) would otherwise
+    leave it computing, and slow every later test."""
+    started = []
+
+    class Recorded(subprocess.Popen):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+    monkeypatch.setattr(subprocess, "Popen", Recorded)
+    yield
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def pytest_addoption(parser):
