@@ -2,6 +2,7 @@
 import hashlib
 import http.server
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -163,6 +164,25 @@ def test_lookup_order_is_env_then_repository_then_cache(sandbox):
     for name in ("cache", "repo", "env"):
         (folders[name] / "toy.txt").write_bytes(body)
         assert data.find_corpus_file("toy") == folders[name] / "toy.txt"
+
+
+def test_a_folder_that_may_not_be_looked_into_is_named_whatever_path_is_file_says(sandbox,
+                                                                                   monkeypatch):
+    """Python 3.14's ``Path.is_file`` answers False where ``stat`` is refused (3.12 raised), so
+    the lookup asks ``os.stat``: an unreadable data folder is named with the fix, and nothing is
+    downloaded. Here root's refusal is simulated, and ``is_file`` given 3.14's answer."""
+    folders, _ = sandbox
+    real_stat = os.stat
+
+    def refused(path, *args, **kwargs):
+        if str(path).startswith(str(folders["env"])):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_stat(path, *args, **kwargs)
+    monkeypatch.setattr(os, "stat", refused)
+    monkeypatch.setattr(data.Path, "is_file", lambda self: False)
+    with pytest.raises(CorpusError, match=re.escape(f"in {folders['env']} (Permission denied): "
+                                                    "make the folder readable")):
+        data.find_corpus_file("toy")
 
 
 def test_the_vocabulary_is_of_the_kept_characters_or_with_unk_of_the_whole_text(sandbox,
