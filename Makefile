@@ -15,12 +15,18 @@ ARGS ?=
 PY := $(VENV)/bin/python
 # The interpreter that decides the profile: the environment's own once it exists.
 DECIDER := $(if $(wildcard $(PY)),$(PY),$(PYTHON))
-PROFILE ?= $(shell $(DECIDER) -c 'import sys; print("all" if sys.version_info < (3, 12) else "current")')
+# rnn_core/profiles.py says which profile a Python takes, and what the profile leaves out there; it
+# needs only the standard library, so it runs before anything is installed (-I: nothing else).
+PROFILES := $(DECIDER) -I rnn_core/profiles.py
+PROFILE ?= $(shell $(PROFILES) choose)
+ifeq ($(wildcard constraints/$(PROFILE).txt),)
+$(error $(shell $(PROFILES) check '$(PROFILE)' 2>&1))
+endif
 
 .PHONY: run test install profile notebooks docs clean
 
 $(VENV)/.installed-$(PROFILE): pyproject.toml constraints/$(PROFILE).txt
-	@$(DECIDER) -c 'import sys; v = sys.version_info; ok = {"all": (3, 11) <= v < (3, 12), "current": (3, 12) <= v < (3, 15)}.get("$(PROFILE)"); sys.exit(0 if ok else "profile %r does not fit Python %d.%d: all needs Python 3.11, current 3.12 to 3.14 (PyTorch 2.13, the pinned release, has no wheels for 3.15 and later); choose PYTHON=..., or VENV=... for a new environment" % ("$(PROFILE)", *v[:2]))'
+	@$(PROFILES) check $(PROFILE)
 	@$(MAKE) --no-print-directory profile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
@@ -34,8 +40,7 @@ $(VENV)/.installed-$(PROFILE): pyproject.toml constraints/$(PROFILE).txt
 
 profile:
 	@echo "install profile '$(PROFILE)' for $$($(DECIDER) -c 'import platform; print("Python", platform.python_version())') ($(VENV))"
-	@if [ "$(PROFILE)" = current ]; then echo "MXNet is left out: its last release (1.9.1) needs NumPy < 1.24, which has no wheels for Python 3.12+; use Python 3.11 (PROFILE=all) for all five frameworks"; fi
-	@if [ "$(PROFILE)" = current ] && $(DECIDER) -c 'import sys; sys.exit(sys.version_info < (3, 14))'; then echo "TensorFlow is left out: its newest release (2.21) has no wheels for Python 3.14; use Python 3.12 or 3.13 for it"; fi
+	@$(PROFILES) notes $(PROFILE)
 
 install: $(VENV)/.installed-$(PROFILE)
 

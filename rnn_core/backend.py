@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from rnn_core import profiles
 from rnn_core.errors import BackendUnavailable, DeviceUnavailable, RNNCoreError
 
 # What a framework is imported inside: nothing for the library. The command-line tools put there
@@ -28,31 +29,10 @@ BACKEND_NAMES = tuple(_BACKENDS)
 DEVICES = ("auto", "cpu", "gpu")
 PRECISIONS = ("float32", "tf32")
 
-# The install profiles (constraints/<profile>.txt) and their frameworks. Where the pinned release
-# of a framework has no wheels for a newer Python, the profile leaves it out there, as
-# pyproject.toml's extras and the Makefile do; LEFT_OUT says why.
-_PROFILE_FRAMEWORKS = {
-    "all": ("numpy", "torch", "tf", "mxnet", "jax"),     # Python 3.11, NumPy 1.23
-    "current": ("numpy", "torch", "tf", "jax"),          # Python 3.12+, NumPy 2: no MXNet
-}
-NEWEST_PYTHON = {"tf": (3, 13)}         # TensorFlow 2.21, its newest release: no wheels for 3.14
-
-
-def profile_frameworks(profile: str, python: tuple | None = None) -> tuple:
-    """The frameworks that ``profile`` installs on Python ``python`` (``(3, 14)``; this one by
-    default)."""
-    python = tuple(python or sys.version_info[:2])
-    return tuple(name for name in _PROFILE_FRAMEWORKS[profile]
-                 if python <= NEWEST_PYTHON.get(name, python))
-
-
-PROFILES = {profile: profile_frameworks(profile) for profile in _PROFILE_FRAMEWORKS}   # this Python
-LEFT_OUT = {       # why a framework is not in the 'current' profile on this Python, and the fix
-    "mxnet": "MXNet is not in the 'current' profile: its last release, 1.9.1, needs NumPy < 1.24, "
-             "which has no wheels for Python 3.12 and later; use Python 3.11 for the 'all' profile",
-    "tf": "TensorFlow is not in the 'current' profile on Python 3.14: its newest release, 2.21, has "
-          "no wheels for Python 3.14; use Python 3.12 or 3.13 for it (or 3.11 for all five)",
-}
+# The frameworks of each install profile on this Python (rnn_core/profiles.py, which the Makefile
+# also asks); LEFT_OUT says why the 'current' profile leaves one out here.
+PROFILES = {profile: profiles.frameworks(profile) for profile in profiles.FRAMEWORKS}
+LEFT_OUT = profiles.LEFT_OUT
 REFERENCE = "numpy"      # the float32 CPU reference every backend is compared against
 # What a framework lacks: NumPy has no GPU build, no autograd and no RNN layer of its own.
 _LACKS = {"numpy": ("gpu", "autograd", "layers")}
@@ -61,8 +41,7 @@ _LACKS = {"numpy": ("gpu", "autograd", "layers")}
 def default_profile() -> str:
     """The profile of this environment: ``$RNN_CORE_PROFILE`` if set, else ``all`` on Python
     3.11 and earlier and ``current`` on 3.12 and later (what the Makefile installs)."""
-    profile = os.environ.get("RNN_CORE_PROFILE") or (
-        "all" if sys.version_info < (3, 12) else "current")
+    profile = os.environ.get("RNN_CORE_PROFILE") or profiles.choose()
     if profile not in PROFILES:
         raise RNNCoreError(f"RNN_CORE_PROFILE={profile!r}: choose one of {', '.join(PROFILES)}")
     return profile

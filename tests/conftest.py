@@ -1,7 +1,7 @@
 """Every test that takes ``ops`` runs once per backend, so one failure hides nothing.
 
 By default the backends are every framework of this environment's install profile (all five on
-Python 3.11, no MXNet on 3.12+, no TensorFlow on 3.14; see ``rnn_core.backend.PROFILES``), and
+Python 3.11, no MXNet on 3.12+, no TensorFlow on 3.14; see ``rnn_core.profiles``), and
 all of them are required: a framework that is missing or fails to import makes its tests fail (not
 skip). ``--backends numpy,torch`` runs a subset; tests that compare backends compare the selected
 ones.
