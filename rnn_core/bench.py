@@ -289,13 +289,20 @@ def parser() -> argparse.ArgumentParser:
 
 
 def check_corpus(args) -> None:
-    """The corpus every child trains on, and its first batch, checked once before any child starts:
-    a mistake is one line, not one per row and a summary. bench has no --max-chars (it always
-    trains on a corpus's first DEFAULT_MAX_CHARS characters), so its advice is its own."""
+    """The corpus every child trains on, its first batch, and the memory of each cell's model,
+    checked once before any child starts: a mistake is one line, not one per row and a summary.
+    bench has no --max-chars (it always trains on a corpus's first DEFAULT_MAX_CHARS characters),
+    so its advice is its own."""
+    from rnn_core import run
     from rnn_core.data import DEFAULT_MAX_CHARS, load_corpus
     from rnn_core.errors import CorpusTooShort
     from rnn_core.sampling import data_iter_random
+    from rnn_core.train import TrainConfig, book_defaults
     corpus = load_corpus(args.corpus)           # as child() loads it
+    for cell in args.cells:
+        run.check_memory(corpus.vocab.vocab_size, TrainConfig(
+            num_hiddens=args.hidden, num_steps=args.num_steps, batch_size=args.batch_size,
+            cell=cell, variant=book_defaults("scratch", "sgd", cell)["variant"]))
     try:
         data_iter_random(corpus.corpus_indices, args.batch_size, args.num_steps)
     except CorpusTooShort as error:
@@ -315,16 +322,22 @@ def main(argv=None) -> int:
     if args.json:
         outputs.check_output(args.json, "--json", "json")
     check_corpus(args)
+    backends = list(dict.fromkeys(canonical_name(b) for b in args.backends))   # each once
     if args.device == "gpu":
-        cli.check_gpus("rnn_core.bench", [canonical_name(b) for b in args.backends], args)
+        cli.check_gpus("rnn_core.bench", backends, args)
     specs = [dict(backend=backend, model=model_kind, path=path, cell=cell, corpus=args.corpus,
                   hidden=args.hidden, batch_size=args.batch_size, num_steps=args.num_steps,
                   epochs=args.epochs, warmup=args.warmup, device=args.device,
                   **cli.numerics_options(args))
              for cell in args.cells
-             for backend in [canonical_name(b) for b in args.backends]
+             for backend in backends
              for model_kind in args.models if model_kind == "scratch" or has(backend, "layers")
              for path in args.paths]                 # the concise model needs the framework's layer
+    if not specs:
+        able = ", ".join(name for name in BACKEND_NAMES if has(name, "layers"))
+        raise ValueError(f"--models concise: nothing to measure, as {' and '.join(backends)} "
+                         f"has no RNN layer of its own; add --models scratch, or --backends one "
+                         f"of {able}")
     runs = [[] for _ in specs]
     try:
         for repeat in range(args.repeats):  # in rotation, so slow spells of a shared machine

@@ -150,6 +150,7 @@ def main(argv=None) -> int:
     prefixes = run.usable_prefixes(args.prefixes if args.prefixes is not None
                                    else corpus.prefixes, corpus)
     data_iter(config, corpus.corpus_indices, random.Random(0))   # too short for one batch
+    run.check_memory(corpus.vocab.vocab_size, config)
     check_outputs(args)
     names = list(dict.fromkeys(canonical_name(b) for b in args.backends))
     if not names:

@@ -207,11 +207,7 @@ def main(argv=None) -> int:
     resolve_grad(ops, config)
     make_forward(ops, corpus.vocab.vocab_size, config)
     data_iter(config, corpus.corpus_indices, random.Random(0))   # too short for one batch
-    cli.check_memory(memory_needed(corpus.vocab.vocab_size, config),
-                     f"a model of {config.num_hiddens} hidden units on "
-                     f"{corpus.vocab.vocab_size} characters, in batches of {config.batch_size} "
-                     f"× {config.num_steps} steps,",
-                     "lower --hidden, --batch-size or --num-steps")
+    check_memory(corpus.vocab.vocab_size, config)
     check_outputs(args, corpus, config)
     if not config.book_path:    # the book's path allocates as the book's code does
         cli.keep_freed_buffers(ops)
@@ -286,6 +282,17 @@ def memory_needed(vocab_size: int, config: TrainConfig) -> int:
     per_step = 4 * gates * config.num_hiddens + 4 * vocab_size
     activations = config.num_steps * config.batch_size * per_step
     return 4 * (sum(sizes) * copies + activations) + 8 * max(sizes)
+
+
+def check_memory(vocab_size: int, config: TrainConfig) -> None:
+    """Refuse, before allocating, a model too large for this machine's memory (run, and compare
+    and bench before their first child), naming the options that make it smaller."""
+    layers = f"{config.num_layers} layers of " if config.num_layers > 1 else ""
+    cli.check_memory(memory_needed(vocab_size, config),
+                     f"a model of {layers}{config.num_hiddens} hidden units on {vocab_size} "
+                     f"characters, in batches of {config.batch_size} × {config.num_steps} steps,",
+                     "lower --hidden" + (", --layers" if config.num_layers > 1 else "")
+                     + ", --batch-size or --num-steps")
 
 
 def check_outputs(args, corpus, config: TrainConfig) -> None:

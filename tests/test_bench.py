@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rnn_core import bench
-from rnn_core.backend import REFERENCE, has
+from rnn_core.backend import BACKEND_NAMES, REFERENCE, has
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -148,6 +148,21 @@ def test_bench_refuses_a_bad_option_clearly(args, message):
                             text=True, cwd=ROOT, timeout=120, stdin=subprocess.DEVNULL)
     assert result.returncode == 2 and message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_concise_rows_where_no_backend_has_a_layer_are_one_line():
+    """Only backends without an RNN layer of their own (NumPy) and only ``--models concise``:
+    nothing to measure, said in one line that names the way out."""
+    without = [name for name in BACKEND_NAMES if not has(name, "layers")]
+    result = subprocess.run(
+        [sys.executable, "-m", "rnn_core.bench", "--backends", *without, *without, "--models",
+         "concise", "--corpus", "lyrics_zh", "--hidden", "8", "--epochs", "1", "--repeats", "1"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: --models concise: nothing to measure, as "
+                           f"{' and '.join(without)} has no RNN layer of its own; add --models "
+                           f"scratch, or --backends one of "), line
 
 
 def test_a_corpus_too_short_for_a_batch_is_one_line_with_benchs_own_advice(tmp_path):

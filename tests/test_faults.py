@@ -138,10 +138,24 @@ def test_an_encoding_that_cannot_show_the_corpus_prints_escapes_and_one_note(enc
     assert "cannot show some characters; they are printed as \\u escapes" in note
 
 
-def test_a_model_too_large_for_memory_is_refused_before_allocating():
-    result = run("--epochs", "1", "--hidden", "3000000")
+TOOLS_THAT_TRAIN = {"run": [], "compare": ["--backends", REFERENCE],
+                    "bench": ["--backends", REFERENCE, "--corpus", "lyrics_zh", "--repeats", "1"]}
+
+
+@pytest.mark.parametrize("tool", sorted(TOOLS_THAT_TRAIN))
+def test_a_model_too_large_for_memory_is_refused_before_allocating(tool):
+    """By run, and by compare and bench before their first child (whose system might otherwise
+    kill it, or another process, for want of memory)."""
+    module = f"rnn_core.{tool}"
+    result = run(*TOOLS_THAT_TRAIN[tool], "--epochs", "1", "--hidden", "3000000", module=module)
     one_clear_line(result, "a model of 3000000 hidden units on 945 characters",
-                   "needs about", "GB of memory and this machine has", "lower --hidden")
+                   "needs about", "GB of memory and this machine has",
+                   ": lower --hidden, --batch-size or --num-steps")
+    if tool != "bench":     # bench measures one layer
+        result = run(*TOOLS_THAT_TRAIN[tool], "--epochs", "1", "--layers", "300000",
+                     module=module)
+        one_clear_line(result, "a model of 300000 layers of 256 hidden units",
+                       ": lower --hidden, --layers, --batch-size or --num-steps")
 
 
 def hangup_as(disposition):
