@@ -168,6 +168,9 @@ def _from_record(path: Path, record: dict, arrays: dict) -> Checkpoint:
     if [p.shape for p in params] != shapes:
         raise CheckpointError(f"{path} holds weights of shapes {[p.shape for p in params]}, not "
                               f"those of its vocabulary and hidden size {shapes}")
+    if not all(np.isfinite(p).all() for p in params):
+        raise CheckpointError(f"{path} holds weights that are inf or NaN (saved by a run that "
+                              "diverged): train again, with a lower --lr or --clip")
     if not isinstance(record["epoch"], int) or not isinstance(record["history"], list):
         raise TypeError(f"epoch {record['epoch']!r}, history of type "
                         f"{type(record['history']).__name__}")
@@ -186,8 +189,16 @@ def map_tree(fn, tree):
     return fn(tree)
 
 
-def check_compatible(checkpoint: Checkpoint, idx_to_char: list, num_hiddens: int | None = None):
-    """Refuse a checkpoint written for another vocabulary (or hidden size)."""
+def check_compatible(checkpoint: Checkpoint, idx_to_char: list, num_hiddens: int | None = None,
+                     corpus: str | None = None):
+    """Refuse a checkpoint written for another vocabulary (or hidden size). ``corpus``: the spec
+    of the corpus given (:attr:`rnn_core.data.Corpus.spec`), to tell an edited file apart."""
+    if list(checkpoint.idx_to_char) != list(idx_to_char) and corpus == checkpoint.corpus:
+        raise CheckpointError(
+            f"the corpus {corpus} has changed since the checkpoint was written: its vocabulary "
+            f"is now {len(idx_to_char)} characters, the checkpoint's {len(checkpoint.idx_to_char)}"
+            + (" in another order" if len(idx_to_char) == len(checkpoint.idx_to_char) else "")
+            + ": resume with the text as it was, or train again without --resume")
     if list(checkpoint.idx_to_char) != list(idx_to_char):
         raise CheckpointError(
             f"the checkpoint was written for another vocabulary ({len(checkpoint.idx_to_char)} "

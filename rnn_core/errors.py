@@ -33,7 +33,13 @@ class VocabularyError(RNNCoreError, ValueError):
 
 
 class TrainingDiverged(RNNCoreError, FloatingPointError):
-    """The loss became NaN or infinite."""
+    """The loss, the perplexity or the weights became NaN or infinite. ``facts`` is the message
+    without the advice, for the training loop to add what it saved, or that a resumed run's
+    settings are its checkpoint's."""
+
+    def __init__(self, facts: str, fix: str = ""):
+        super().__init__(f"{facts}: {fix}" if fix else facts)
+        self.facts, self.fix = facts, fix
 
 
 class OutputError(RNNCoreError, OSError):

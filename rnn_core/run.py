@@ -180,7 +180,8 @@ def main(argv=None) -> int:
     if saved is not None:
         config = resumed_config(args, saved)
         corpus = resumed_corpus(args, saved)
-        checkpoint.check_compatible(saved, corpus.vocab.idx_to_char, config.num_hiddens)
+        checkpoint.check_compatible(saved, corpus.vocab.idx_to_char, config.num_hiddens,
+                                    corpus.spec)
     else:
         config = book_config(args)
         corpus = load_corpus(args.corpus, max_chars=DEFAULT_MAX_CHARS if args.max_chars is None

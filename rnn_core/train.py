@@ -239,14 +239,20 @@ def train_epoch(ops: Ops, epoch_fn: Callable, params, opt_state, config: TrainCo
     params, opt_state, batch_losses = epoch_fn(params, opt_state, batches)
     bad = np.flatnonzero(~np.isfinite(batch_losses))
     if bad.size:
-        raise TrainingDiverged(
-            f"the loss became {batch_losses[bad[0]]} at epoch {epoch}, batch {bad[0] + 1}: "
-            f"lower --lr (now {config.lr}) or --clip (now {config.clipping_theta})")
+        raise TrainingDiverged(f"the loss became {batch_losses[bad[0]]} at epoch {epoch}, batch "
+                               f"{bad[0] + 1}", diverged_fix(config))
     # Every batch has batch_size * num_steps labels, so the per-label mean is the batch mean.
     mean_loss = float(batch_losses.mean()) if batch_losses.size else math.nan
+    if math.isinf(perplexity(mean_loss)):
+        raise TrainingDiverged(f"the perplexity became inf at epoch {epoch} (a mean loss of "
+                               f"{mean_loss:.4g} per character)", diverged_fix(config))
     tokens = batch_losses.size * config.batch_size * config.num_steps
     return params, opt_state, EpochResult(epoch, perplexity(mean_loss),
                                           time.perf_counter() - start, tokens, batch_losses)
+
+
+def diverged_fix(config: TrainConfig) -> str:
+    return f"lower --lr (now {config.lr}) or --clip (now {config.clipping_theta})"
 
 
 def first_losses(ops: Ops, corpus: Corpus, config: TrainConfig, num_batches: int, params=None):
@@ -291,7 +297,8 @@ def train_and_predict_rnn(ops: Ops, corpus: Corpus, config: TrainConfig,
     rng = random.Random(config.seed)
     start, perplexities = 1, []
     if resume is not None:
-        checkpoint.check_compatible(resume, vocab.idx_to_char, config.num_hiddens)
+        checkpoint.check_compatible(resume, vocab.idx_to_char, config.num_hiddens,
+                                    corpus.spec)
         params = model.params_to_backend(ops, resume.params)
         opt_state = checkpoint.map_tree(ops.asarray, resume.opt_state)
         rng.setstate(resume.rng_state)
@@ -313,8 +320,14 @@ def train_and_predict_rnn(ops: Ops, corpus: Corpus, config: TrainConfig,
             max_chars=corpus.max_chars, epoch=epoch, history=perplexities[:epoch],
             rng_state=rng_state))
 
+    def finite(state):      # a completed epoch whose weights are all float32 numbers, as saved
+        with np.errstate(over="ignore"):
+            return all(np.isfinite(np.asarray(w, np.float32)).all()
+                       for w in model.params_to_numpy(ops, state[1]))
+
     history = []
     done = (start - 1, params, opt_state, rng.getstate())   # the last completed epoch
+    before = None                                           # and the one before it
     saved = start - 1                                       # the last epoch in ``save``
     try:
         for epoch in range(start, config.num_epochs + 1):
@@ -322,27 +335,35 @@ def train_and_predict_rnn(ops: Ops, corpus: Corpus, config: TrainConfig,
                                                     corpus_indices, rng, epoch)
             history.append(result)
             perplexities.append(result.perplexity)
-            done = (epoch, params, opt_state, rng.getstate())
+            before, done = done, (epoch, params, opt_state, rng.getstate())
             if on_epoch is not None:
                 on_epoch(result, config.num_epochs)
-            if config.pred_period and (epoch % config.pred_period == 0 or
-                                       epoch == config.num_epochs):   # and always the last
+            last = epoch == config.num_epochs
+            shown = bool(config.pred_period) and (epoch % config.pred_period == 0 or last)
+            if (shown or last) and not finite(done):   # the update after the last batch
+                raise TrainingDiverged(f"the weights became inf or NaN in epoch {epoch}",
+                                       diverged_fix(config))
+            if shown:
                 log(f"epoch {epoch}, perplexity {result.perplexity:.2f}, "
                     f"time {result.seconds:.2f} sec")
                 for prefix in config.prefixes:
                     log(" - " + predict_rnn(ops, prefix, config.pred_len, params, vocab,
                                             forward=forward))
-            if save and (epoch == config.num_epochs or
-                         (config.pred_period and epoch % config.pred_period == 0)):
+            if save and (last or (config.pred_period and epoch % config.pred_period == 0)):
                 write(*done)
                 saved = epoch
     except TrainingDiverged as error:
-        if not save or done[0] < start:
-            raise
-        if saved < done[0]:
-            write(*done)
-        raise TrainingDiverged(f"{error}; epoch {done[0]}, the last before it, is saved in "
-                               f"{save}") from None
+        fix = error.fix
+        if resume is not None and fix:      # a resumed run keeps its checkpoint's settings
+            fix += " in a new run (without --resume: it keeps the checkpoint's settings)"
+        good = next((state for state in (done, before) if state is not None and
+                     state[0] >= start and finite(state)), None)
+        if save and good is not None:
+            if saved < good[0]:
+                write(*good)
+                saved = good[0]
+            fix += f"; epoch {saved}, the last before it, is saved in {save}"
+        raise TrainingDiverged(error.facts, fix) from None
     except BaseException as error:
         interrupt = interruption(error)
         if interrupt is None:

@@ -128,7 +128,7 @@ def test_a_loss_that_becomes_nan_later_saves_the_last_completed_epoch(tmp_path, 
 
     def train_epoch(*args, **kwargs):      # train_epoch(ops, epoch_fn, ..., rng, epoch)
         if args[7] == 3:
-            raise TrainingDiverged("the loss became nan at epoch 3, batch 1: lower --lr")
+            raise TrainingDiverged("the loss became nan at epoch 3, batch 1", "lower --lr")
         return real(*args, **kwargs)
     monkeypatch.setattr(train, "train_epoch", train_epoch)
     path = tmp_path / "ck.npz"
@@ -137,6 +137,59 @@ def test_a_loss_that_becomes_nan_later_saves_the_last_completed_epoch(tmp_path, 
                                                r"--lr; epoch 2, the last before it, is saved in "):
         train.train_and_predict_rnn(get_backend(REFERENCE), load_corpus(), config,
                                     log=lambda _: None, save=path)
+    assert checkpoint.load(path).epoch == 2
+
+
+def test_weights_that_become_inf_in_the_last_epoch_fail_the_run_and_are_not_saved(tmp_path):
+    """The loss of every batch is finite, but the update after the last one is not: the run
+    fails in one line instead of saving (and printing text from) weights that are inf or NaN."""
+    path = tmp_path / "ck.npz"
+    result = run("--epochs", "1", "--lr", "1e308", "--hidden", "16", "--max-chars", "2000",
+                 "--save", str(path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.splitlines() == [
+        "error: the weights became inf or NaN in epoch 1: lower --lr (now 1e+308) or --clip "
+        "(now 0.01)"]
+    assert not path.exists()
+
+
+def test_a_perplexity_that_overflows_is_divergence():
+    """A mean loss above log(float max) (709 nats per character, where a uniform guess over the
+    Jay Chou vocabulary costs 6.9) prints as perplexity inf: it is reported as divergence."""
+    ops = get_backend(REFERENCE)
+    config = train.TrainConfig(num_hiddens=8, lr=1e4)
+    epoch_fn = lambda params, opt_state, batches: (params, opt_state,       # noqa: E731
+                                                  np.full(len(batches), 800.0))
+    with pytest.raises(TrainingDiverged, match=r"^the perplexity became inf at epoch 3 \(a mean "
+                                               r"loss of 800 per character\): lower --lr \(now "
+                                               r"10000.0\) or --clip \(now 0.01\)$"):
+        train.train_epoch(ops, epoch_fn, None, None, config, load_corpus().corpus_indices,
+                          train.random.Random(0), 3)
+
+
+def test_a_resumed_run_that_diverges_says_to_lower_the_rate_in_a_new_run(tmp_path, monkeypatch):
+    """A resumed run keeps its checkpoint's --lr and --clip (another is refused), so the advice
+    names a new run."""
+    path = tmp_path / "ck.npz"
+    config = train.TrainConfig(num_hiddens=16, num_epochs=1, pred_period=50)
+    train.train_and_predict_rnn(get_backend(REFERENCE), load_corpus(), config,
+                                log=lambda _: None, save=path)
+    real = train.train_epoch
+
+    def train_epoch(*args, **kwargs):      # train_epoch(ops, epoch_fn, ..., rng, epoch)
+        if args[7] == 3:
+            raise TrainingDiverged("the loss became nan at epoch 3, batch 1",
+                                   train.diverged_fix(args[4]))
+        return real(*args, **kwargs)
+    monkeypatch.setattr(train, "train_epoch", train_epoch)
+    config.num_epochs = 5
+    with pytest.raises(TrainingDiverged, match=r"^the loss became nan at epoch 3, batch 1: lower "
+                                               r"--lr \(now 100.0\) or --clip \(now 0.01\) in a "
+                                               r"new run \(without --resume: it keeps the "
+                                               r"checkpoint's settings\); epoch 2, the last before "
+                                               r"it, is saved in "):
+        train.train_and_predict_rnn(get_backend(REFERENCE), load_corpus(), config,
+                                    log=lambda _: None, save=path, resume=checkpoint.load(path))
     assert checkpoint.load(path).epoch == 2
 
 

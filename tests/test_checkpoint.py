@@ -184,6 +184,37 @@ def test_a_checkpoint_for_another_vocabulary_is_refused(corpus, tmp_path):
                                     resume=checkpoint.load(path))
 
 
+def test_a_corpus_file_edited_since_the_checkpoint_is_named_as_changed(tmp_path):
+    text = tmp_path / "mine.txt"
+    text.write_text("分开 不分开 我 你 他 \n" * 300, encoding="utf-8")
+    path = tmp_path / "ck.npz"
+    train.train_and_predict_rnn(reference_ops(), load_corpus(text), small(num_epochs=1),
+                                log=lambda _: None, save=path)
+    with open(text, "a", encoding="utf-8") as f:
+        f.write("新字\n")
+    with pytest.raises(checkpoint.CheckpointError, match=(
+            f"^the corpus {text} has changed since the checkpoint was written: its vocabulary is "
+            f"now 9 characters, the checkpoint's 7: resume with the text as it was, or train "
+            f"again without --resume$")):
+        train.train_and_predict_rnn(reference_ops(), load_corpus(text), small(),
+                                    log=lambda _: None, resume=checkpoint.load(path))
+
+
+def test_a_checkpoint_whose_weights_are_inf_or_nan_is_refused(corpus, tmp_path):
+    """Saved by a version that did not check, or written by hand: generating from it would print
+    blanks, and resuming would fail at once."""
+    path = tmp_path / "ck.npz"
+    train.train_and_predict_rnn(reference_ops(), corpus, small(num_epochs=1), log=lambda _: None,
+                                save=path)
+    saved = checkpoint.load(path)
+    saved.params = saved.params._replace(W_hh=np.full_like(saved.params.W_hh, np.nan))
+    checkpoint.save(path, saved)
+    with pytest.raises(checkpoint.CheckpointError, match=(
+            "holds weights that are inf or NaN \\(saved by a run that diverged\\): train again, "
+            "with a lower --lr or --clip$")):
+        checkpoint.load(path)
+
+
 def test_a_checkpoint_without_cell_variant_and_layers_is_a_one_layer_rnn(corpus, tmp_path):
     """A record whose config has no ``cell``, ``variant`` and ``num_layers`` (written before the
     GRU, the LSTM and deep models) holds a one-layer RNN, as the module says: it loads as
