@@ -60,6 +60,11 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (python -m {self.prog.split()[-1]} --help lists the "
                      "options)\n")
 
+    def print_help(self, file=None):
+        """--help's text, whose write may fail (argparse ignores that: the text of a --help under
+        a full disk would be lost without a word)."""
+        (file or sys.stdout).write(self.format_help())
+
     def add_argument(self, *args, **kwargs):
         """A choice is read in any case, as ``--backend`` is: ``--cell GRU`` is ``--cell gru``."""
         if "choices" in kwargs and "type" not in kwargs:
@@ -158,6 +163,7 @@ def run_main(main, argv=None) -> int:
     quiet_framework_logs(os.environ)
     backend.framework_import_context = start_up_lines_hidden
     _escape_what_stdout_cannot_show()
+    sys.stdout = _NamedStdout(sys.stdout)
     _handle_termination_signals()
     import numpy as np
     try:
@@ -185,6 +191,9 @@ def run_main(main, argv=None) -> int:
         return _fail(f"out of memory ({error or 'an allocation failed'}): lower --hidden, "
                      "--batch-size or --num-steps, or close other programs")
     except OSError as error:    # a fault the tool met where it had no more specific message
+        if error.filename == _NamedStdout.name:     # a print, longer than the buffer or flushed
+            discard_stdout()
+            return _fail(_stdout_failed(error))
         where = f" ({error.filename})" if error.filename else ""
         return _fail(f"{error.strerror or error}{where}: check that file or folder, its "
                      "permissions and the free space on its disk")
@@ -301,6 +310,33 @@ def _open_closed_standard_streams() -> None:
     if "stdout" in closed:
         _say("note: standard output is closed, so nothing is printed (files are still written); "
              "redirect it to a file (> run.log) to keep the lines")
+
+
+class _NamedStdout:
+    """``sys.stdout`` of a command: a write or flush that fails raises its error with
+    ``filename`` set to ``<stdout>``, so that a print that meets a full disk (one longer than the
+    buffer, or flushed at once) is named as standard output's, not as some file's."""
+    name = "<stdout>"
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except OSError as error:
+            error.filename = error.filename or self.name
+            raise
+
+    def flush(self):
+        try:
+            return self._stream.flush()
+        except OSError as error:
+            error.filename = error.filename or self.name
+            raise
+
+    def __getattr__(self, attribute):       # everything else is the stream's own
+        return getattr(self._stream, attribute)
 
 
 def discard_stdout() -> None:

@@ -103,26 +103,43 @@ def test_a_closed_stdout_is_one_note_and_the_run_still_saves(tmp_path, taken):
     assert checkpoint.load(path).epoch == 2
 
 
+FULL_DISK_TOOLS = {
+    "identity": ["rnn_core.identity", "--backend", REFERENCE],
+    "run": ["rnn_core.run", "--backend", REFERENCE, *SMALL, "--epochs", "1"],
+    "run --help": ["rnn_core.run", "--help"],
+    "compare": ["rnn_core.compare", "--backends", REFERENCE, *SMALL, "--epochs", "1"],
+    "generate": ["rnn_core.generate", "--checkpoint", "{checkpoint}", "--num-chars", "20000"],
+    "bench": ["rnn_core.bench", "--backends", REFERENCE, "--corpus", "lyrics_zh", "--hidden", "8",
+              "--models", "scratch", "--paths", "fast", "--epochs", "1", "--repeats", "1"],
+}
+
+
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="/dev/full is Linux's")
-@pytest.mark.parametrize("tool", [["rnn_core.identity"],
-                                  ["rnn_core.run", *SMALL, "--epochs", "1"],
-                                  ["rnn_core.run", "--help"]])
-def test_a_full_disk_under_stdout_is_one_line_that_names_stdout(tool):
-    """What identity prints stays in the buffer until its end, where the full disk shows; run
-    flushes every line, and what the failed line left in the buffer is dropped, so Python does
-    not try it again at exit (a traceback, and exit status 120); so is the text of --help. With
-    PYTHONUNBUFFERED, or an output longer than the buffer, the print itself fails: then it is the
-    general line for a fault, which names the free space but not stdout (and --help's text is
-    lost without a word: argparse ignores the error)."""
+@pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "PYTHONUNBUFFERED"])
+@pytest.mark.parametrize("tool", sorted(FULL_DISK_TOOLS))
+def test_a_full_disk_under_stdout_is_one_line_that_names_stdout(tool, buffered, tmp_path):
+    """Buffered, what a tool prints may stay in the buffer until its end, where the full disk
+    shows; run flushes every line, and what the failed line left in the buffer is dropped, so
+    Python does not try it again at exit (a traceback, and exit status 120). Unbuffered, or with
+    an output longer than the buffer (generate's 20,000 characters), the print itself fails; and
+    --help's text, whose failed write argparse would ignore, is written as any other text."""
+    command = FULL_DISK_TOOLS[tool]
+    if "{checkpoint}" in command:
+        checkpoint_path = tmp_path / "ck.npz"
+        assert run(*SMALL, "--epochs", "1", "--save", str(checkpoint_path),
+                   "--quiet").returncode == 0
+        command = [str(checkpoint_path) if a == "{checkpoint}" else a for a in command]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if not buffered:
+        env["PYTHONUNBUFFERED"] = "1"
     with open("/dev/full", "w") as full:
-        result = subprocess.run([sys.executable, "-m", *tool, "--backend", REFERENCE],
-                                stdout=full, stderr=subprocess.PIPE, text=True,
-                                cwd=ROOT, stdin=subprocess.DEVNULL, env=env, timeout=300)
-    assert result.returncode == 2
-    assert result.stderr.splitlines() == [
+        result = subprocess.run([sys.executable, "-m", *command], stdout=full,
+                                stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                                stdin=subprocess.DEVNULL, env=env, timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert [line for line in result.stderr.splitlines() if not line.startswith("  ")] == [
         "error: cannot write to standard output (No space left on device): check where it goes "
-        "(a full disk?), or redirect it"]
+        "(a full disk?), or redirect it"]       # (compare's and bench's progress lines: "  ...")
 
 
 @pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
