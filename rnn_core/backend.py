@@ -97,12 +97,7 @@ def get_backend(name: str, device: str = "auto", *, precision: str = "float32",
     if device == "gpu" and not has(key, "gpu"):
         raise no_gpu_build(key)
     module_name, class_name, framework, extra, title = _BACKENDS[key]
-    fix = (f"install it with: pip install -c constraints/{default_profile()}.txt -e '.[{extra}]' "
-           f"(or run: make run BACKEND={key})" if extra else "install it with: pip install numpy")
-    if key not in PROFILES["current"] and default_profile() == "current":
-        fix = LEFT_OUT[key]
-    if importlib.util.find_spec(framework) is None:
-        raise BackendUnavailable(f"backend {key!r} needs {title}, which is not installed: {fix}")
+    fix = check_installed(key)
     backends_package()
     try:
         with framework_import_context():
@@ -114,6 +109,24 @@ def get_backend(name: str, device: str = "auto", *, precision: str = "float32",
         ) from error
     return getattr(module, class_name)(device, precision=precision,
                                        deterministic=bool(deterministic))
+
+
+def check_installed(name: str) -> str:
+    """Raise :class:`BackendUnavailable` where the framework of backend ``name`` is not installed
+    (looked up, not imported), naming what to install, or why this Python's profile leaves it
+    out; else return that advice, for an error on import."""
+    key = canonical_name(name)
+    _, _, framework, extra, title = _BACKENDS[key]
+    profile = default_profile()
+    if profiles.check(profile):         # RNN_CORE_PROFILE names a profile of another Python
+        profile = profiles.choose()
+    fix = (f"install it with: pip install -c constraints/{profile}.txt -e '.[{extra}]' "
+           f"(or run: make run BACKEND={key})" if extra else "install it with: pip install numpy")
+    if key not in PROFILES["current"] and profile == "current":
+        fix = LEFT_OUT[key]
+    if importlib.util.find_spec(framework) is None:
+        raise BackendUnavailable(f"backend {key!r} needs {title}, which is not installed: {fix}")
+    return fix
 
 
 def backends_package():

@@ -49,7 +49,7 @@ import time
 import numpy as np
 
 from rnn_core import cli
-from rnn_core.backend import BACKEND_NAMES, has, is_installed
+from rnn_core.backend import BACKEND_NAMES, check_installed, has, is_installed
 from rnn_core.cells import CELLS, get_cell
 from rnn_core.errors import interruption
 
@@ -250,9 +250,7 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m rnn_core.bench",
         description="Measure the training throughput of every backend, model, path and cell, "
                     "each in a fresh process, against what this machine's matrix products allow.")
-    p.add_argument("--backends", nargs="+",
-                   default=[name for name in BACKEND_NAMES if is_installed(name)],
-                   help=f"any of {', '.join(BACKEND_NAMES)} (default: every one installed)")
+    cli.add_backends_option(p, default=[name for name in BACKEND_NAMES if is_installed(name)])
     p.add_argument("--models", nargs="+", choices=("scratch", "concise"),
                    default=["scratch", "concise"], help="default: scratch concise")
     p.add_argument("--paths", nargs="+", choices=("book", "fast"), default=["book", "fast"],
@@ -318,11 +316,12 @@ def main(argv=None) -> int:
         print(json.dumps(child(json.loads(args.child))), flush=True)
         return 0
     from rnn_core import outputs
-    from rnn_core.backend import canonical_name
     if args.json:
         outputs.check_output(args.json, "--json", "json")
+    backends = cli.backend_names(args.backends)
+    for name in backends:       # one missing framework is one line before any measurement
+        check_installed(name)
     check_corpus(args)
-    backends = list(dict.fromkeys(canonical_name(b) for b in args.backends))   # each once
     if args.device == "gpu":
         cli.check_gpus("rnn_core.bench", backends, args)
     specs = [dict(backend=backend, model=model_kind, path=path, cell=cell, corpus=args.corpus,

@@ -16,7 +16,9 @@ before any training where no named backend has a GPU build or a framework sees n
 
 Every child gets the same thread settings (``--threads``, by default every CPU this process may
 use, in ``OMP_NUM_THREADS`` and the others of ``cli.THREAD_VARIABLES``), so that the seconds per
-epoch of the rows are comparable. A child that fails has its whole error output printed; when
+epoch of the rows are comparable. A backend whose framework is not installed is refused before
+any training. A child that fails has its whole error output printed, and once the others' results
+are shown compare ends with one line naming it, and exit status 2; when
 compare is interrupted, terminated or killed, the running child is ended too. After Ctrl-C or
 SIGTERM the backends that finished are still printed and written (--json, --plot), the stopped
 and unstarted ones listed as skipped, and compare then ends as a stopped run does."""
@@ -32,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from rnn_core import api, cli, outputs, run
-from rnn_core.backend import BACKEND_NAMES, canonical_name, get_backend, has
+from rnn_core.backend import check_installed, get_backend, has
 from rnn_core.data import DEFAULT_MAX_CHARS, load_corpus
 from rnn_core.errors import interruption
 from rnn_core.train import data_iter, epochs
@@ -47,8 +49,7 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m rnn_core.compare",
         description="Train the same model, from the same seed, on several backends and show "
                     "their perplexities, timings and generated text side by side.")
-    p.add_argument("--backends", nargs="+", default=list(api.available_backends()),
-                   help=f"any of {', '.join(BACKEND_NAMES)} (default: every one installed)")
+    cli.add_backends_option(p, default=list(api.available_backends()))
     run.add_training_options(p)                # run's own, so that the two tools cannot drift
     p.add_argument("--threads", type=cli.positive_int, default=cli.available_cpus(),
                    help="threads each backend's process may use, the same for every backend "
@@ -152,7 +153,9 @@ def main(argv=None) -> int:
     data_iter(config, corpus.corpus_indices, random.Random(0))   # too short for one batch
     run.check_memory(corpus.vocab.vocab_size, config)
     check_outputs(args)
-    names = list(dict.fromkeys(canonical_name(b) for b in args.backends))
+    names = cli.backend_names(args.backends)
+    for name in names:          # one missing framework is one line before any training
+        check_installed(name)
     if not names:
         raise ValueError("--backends: no backend to compare; name at least one, for example "
                          "--backends numpy torch")
@@ -188,9 +191,8 @@ def main(argv=None) -> int:
     board.bar.close()
     if interrupt is not None and not results:
         raise interrupt
-    if not results:
-        raise ValueError("every backend failed: " + "; ".join(f"{n}: {e}" for n, e in
-                                                              skipped.items()))
+    if not results:         # each one's error is printed above, as it failed
+        raise ValueError(f"every backend failed: {', '.join(skipped)} (the errors are above)")
     comparison = api.Comparison(results, skipped)
     if args.plot:           # the files first: a reader that stops early (| head) loses nothing
         image = io.BytesIO()
@@ -214,6 +216,10 @@ def main(argv=None) -> int:
     if interrupt is not None:
         sys.stdout.flush()
         raise interrupt         # run_main's last line and exit status, as for any stopped run
+    if skipped:             # a backend that was asked for and failed fails the command
+        sys.stdout.flush()
+        raise ValueError(f"{' and '.join(skipped)} failed (the error{'s are' if len(skipped) > 1 else ' is'} "
+                         f"above); the results shown are {' and '.join(results)}'s")
     return 0
 
 

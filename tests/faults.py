@@ -13,6 +13,8 @@ The tool runs as ``python -m MODULE ARGS`` would, through its own ``__main__``, 
 * ``signal-at-child=N:NAME``: signal NAME (SIGINT, as Ctrl-C, or SIGTERM) arrives while compare
   or bench runs its Nth child process (``cli.run_child``): at the child's first progress line
   where the tool follows its progress (compare), else as the child starts (bench);
+* ``child-fails=N``: compare's or bench's Nth child process fails at once, with the error
+  ``error: the child failed (injected)``;
 * ``mallopt-log=PATH``: glibc's ``mallopt`` is replaced by one that appends its arguments to
   PATH (and changes nothing).
 """
@@ -103,6 +105,18 @@ def signal_at_child(value):
     cli.run_child = run_child
 
 
+def child_fails(value):
+    from rnn_core import cli
+    real, calls = cli.run_child, [0]
+
+    def run_child(module, spec, timeout, on_progress=None, threads=None):
+        calls[0] += 1
+        if calls[0] == int(value):
+            return {**spec, "error": "error: the child failed (injected)"}
+        return real(module, spec, timeout, on_progress, threads)
+    cli.run_child = run_child
+
+
 def mallopt_log(path):
     real = ctypes.CDLL
 
@@ -129,7 +143,7 @@ def mallopt_log(path):
 FAULTS = {"enospc-after": enospc_after, "free-bytes": free_bytes,
           "interrupt-at-epoch": interrupt_at_epoch,
           "terminate-in-extension-at-epoch": terminate_in_extension_at_epoch,
-          "signal-at-child": signal_at_child,
+          "signal-at-child": signal_at_child, "child-fails": child_fails,
           "mallopt-log": mallopt_log}
 
 if __name__ == "__main__":

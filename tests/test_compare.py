@@ -2,13 +2,17 @@
 progress while it runs, perplexity by epoch, generated text side by side, --plot and --json.
 Tiny settings (hidden 16, two or three epochs); the test across every selected backend is
 tests/test_tools.py's."""
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 
-from rnn_core import cli, compare, run as run_tool
-from rnn_core.backend import REFERENCE
+import pytest
+
+from rnn_core import backend, cli, compare, run as run_tool
+from rnn_core.backend import BACKEND_NAMES, REFERENCE
+from rnn_core.errors import BackendUnavailable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--hidden", "16", "--pred-len", "5"]
@@ -111,6 +115,47 @@ def test_a_bad_corpus_prefix_or_batch_is_one_line_before_any_backend_starts(tmp_
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1, \
             result.stderr
+
+
+def test_a_backend_that_fails_fails_compare_once_the_others_are_shown(tmp_path, selected):
+    """The failed backend's error as it fails; the others' results printed and written; then one
+    line that names it, and exit status 2 (not 0, as if all had gone well). Backends given with
+    commas, as the tests' own option takes them."""
+    names = list(dict.fromkeys([REFERENCE, *selected]))[:2]
+    out = tmp_path / "compare.json"
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tests", "faults.py"), "child-fails=1",
+         "rnn_core.compare", "--backends", ",".join(names), "--epochs", "1", *TINY, "--json",
+         str(out)], capture_output=True, text=True, cwd=ROOT, timeout=900,
+        stdin=subprocess.DEVNULL)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert f"  {names[0]}: error: the child failed (injected)" in lines
+    if len(names) == 1:         # --backends numpy: nothing to show
+        assert lines[-1] == f"error: every backend failed: {names[0]} (the errors are above)"
+        assert not out.exists()
+        return
+    assert lines[-1] == (f"error: {names[0]} failed (the error is above); the results shown are "
+                         f"{names[1]}'s")
+    saved = json.loads(out.read_text())
+    assert [r["backend"] for r in saved["results"]] == [names[1]]
+    assert list(saved["skipped"]) == [names[0]]
+    assert "perplexity by epoch" in result.stdout
+
+
+def test_a_backend_that_is_not_installed_is_one_line_before_any_training(monkeypatch, capsys):
+    name = next(n for n in BACKEND_NAMES if n != REFERENCE)
+    framework = backend._BACKENDS[name][2]
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda module, *a: None if module == framework else real_find_spec(
+                            module, *a))
+    started = []
+    monkeypatch.setattr(cli, "run_child", lambda *a, **k: started.append(a))
+    with pytest.raises(BackendUnavailable, match=f"^backend {name!r} needs .*, which is not "
+                                                 f"installed: "):
+        compare.main(["--backends", REFERENCE, name, "--epochs", "1", *TINY])
+    assert started == []
 
 
 def test_compare_continues_a_corpus_with_its_own_prefixes_as_run_does(tmp_path):

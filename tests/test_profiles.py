@@ -131,13 +131,32 @@ def test_every_framework_the_current_profile_leaves_out_somewhere_has_its_reason
     assert left_out == set(backend.LEFT_OUT)
 
 
+def test_a_profile_set_for_another_python_is_not_what_the_install_advice_names(monkeypatch):
+    """RNN_CORE_PROFILE names a profile that this Python cannot install (left over from another
+    environment): a missing framework's advice is this Python's profile's."""
+    other = "current" if profiles.choose() == "all" else "all"
+    monkeypatch.setenv("RNN_CORE_PROFILE", other)
+    name = next(n for n in profiles.frameworks(profiles.choose()) if n != backend.REFERENCE)
+    framework = backend._BACKENDS[name][2]
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda module, *a: None if module == framework else real_find_spec(
+                            module, *a))
+    with pytest.raises(BackendUnavailable) as error:
+        backend.check_installed(name)
+    assert f"constraints/{profiles.choose()}.txt" in str(error.value)
+    assert f"constraints/{other}.txt" not in str(error.value)
+
+
 @pytest.mark.parametrize("name", sorted(backend.LEFT_OUT))
 def test_a_framework_the_profile_leaves_out_is_refused_with_the_reason(name, monkeypatch):
     """Where the 'current' profile leaves a framework out (MXNet from Python 3.12, TensorFlow from
-    3.14) and it is not installed, asking for it says why and what to do."""
+    3.14) and it is not installed, asking for it says why and what to do. (On that Python: here
+    as the newest that 'current' takes.)"""
+    monkeypatch.setattr(profiles, "this_python", lambda: PYTHONS["current"][-1])
     monkeypatch.setattr(backend, "PROFILES", {**backend.PROFILES, "current": tuple(
         n for n in backend.PROFILES["current"] if n != name)})
-    monkeypatch.setenv("RNN_CORE_PROFILE", "current")
+    monkeypatch.delenv("RNN_CORE_PROFILE", raising=False)
     framework = backend._BACKENDS[name][2]
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
