@@ -139,7 +139,9 @@ def load(path) -> Checkpoint:
             arrays = {name: archive[name] for name in archive.files}
         record = json.loads(bytes(arrays.pop("record.json")).decode("utf-8"))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{path} is not a readable rnn-core checkpoint ({error}): it may be "
+        # not NumPy's own message where it suggests unpickling the file, which would be unsafe
+        why = "not a NumPy archive" if "pickle" in str(error) else str(error)
+        raise CheckpointError(f"{path} is not a readable rnn-core checkpoint ({why}): it may be "
                               "truncated or not a checkpoint; use another one or train again") from error
     found = record.get("format") if isinstance(record, dict) else None
     if found != FORMAT:

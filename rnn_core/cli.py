@@ -322,8 +322,8 @@ def _open_closed_standard_streams() -> None:
             setattr(sys, name, open(descriptor, mode, encoding="utf-8", closefd=False))
             closed.append(name)
     if "stdout" in closed:
-        _say("note: standard output is closed, so nothing is printed (files are still written); "
-             "redirect it to a file (> run.log) to keep the lines")
+        _say("note: standard output is closed, so nothing is printed (a --save, --plot or --json "
+             "file is still written); redirect it to a file (> run.log) to keep the lines")
 
 
 class _NamedStdout:

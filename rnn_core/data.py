@@ -162,9 +162,21 @@ def cache_dir() -> Path:
 
 def search_dirs() -> list[Path]:
     """The folders searched for a named corpus, in order (the download goes to the last)."""
-    folders = [Path(os.environ["RNN_CORE_DATA"])] if os.environ.get("RNN_CORE_DATA") else []
+    given = os.environ.get("RNN_CORE_DATA")
+    folders = [Path(os.path.expanduser(given))] if given else []     # "~/data" in quotes too
     folders += [repository_data_dir(), cache_dir()]
     return folders
+
+
+def data_folder_mistake() -> str:
+    """``' (RNN_CORE_DATA=... does not exist)'`` where the variable names a path that is missing
+    or a file (the first place a named corpus is looked for); else ``''``."""
+    given = os.environ.get("RNN_CORE_DATA")
+    if not given or os.path.isdir(os.path.expanduser(given)):
+        return ""
+    what = ("is a file, not a folder" if os.path.exists(os.path.expanduser(given)) else
+            "does not exist")
+    return f" (RNN_CORE_DATA={given} {what})"
 
 
 def sha1_of(path: Path) -> str:
@@ -214,7 +226,7 @@ def find_corpus_file(name: str) -> Path:
                     "file") from error
         if found:
             return _verified(folder / named.file, named)
-    where = ", ".join(str(folder) for folder in folders)     # one line, as every error is
+    where = ", ".join(str(folder) for folder in folders) + data_folder_mistake()   # one line
     if named.url is None:
         raise CorpusError(f"corpus {name!r} ({named.file}) is in none of: {where}; put it in "
                           "one of them, or point RNN_CORE_DATA at the folder that holds it")

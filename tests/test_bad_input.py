@@ -89,6 +89,11 @@ def test_a_damaged_checkpoint_is_one_clear_line(tmp_path):
     result = run("--resume", str(tmp_path / "cut.npz"), "--epochs", "2")
     assert result.returncode == 2 and "not a readable rnn-core checkpoint" in result.stderr
     assert "Traceback" not in result.stderr
+    (tmp_path / "notes.txt").write_text("my notes\n", encoding="utf-8")   # NumPy: "pickled data?"
+    result = run("--resume", str(tmp_path / "notes.txt"), "--epochs", "2")
+    assert result.stderr.splitlines() == [
+        f"error: {tmp_path / 'notes.txt'} is not a readable rnn-core checkpoint (not a NumPy "
+        "archive): it may be truncated or not a checkpoint; use another one or train again"]
 
 
 def test_a_checkpoint_whose_weights_do_not_fit_its_vocabulary_is_refused(tmp_path):

@@ -185,6 +185,27 @@ def test_a_folder_that_may_not_be_looked_into_is_named_whatever_path_is_file_say
         data.find_corpus_file("toy")
 
 
+@pytest.mark.parametrize("given", ["missing", "file", "~"])
+def test_a_data_variable_that_names_no_folder_says_so(sandbox, monkeypatch, tmp_path, given):
+    """RNN_CORE_DATA names a folder that does not exist, or a file (the corpus itself): the
+    not-found line says so. A leading ``~`` (the variable set in quotes) is the home folder."""
+    folders, body = sandbox
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    value = {"missing": str(tmp_path / "nowhere"), "file": str(tmp_path / "toy.txt"),
+             "~": "~/corpora"}[given]
+    (tmp_path / "toy.txt").write_bytes(body)
+    monkeypatch.setenv("RNN_CORE_DATA", value)
+    with pytest.raises(CorpusError) as error:
+        data.find_corpus_file("toy")
+    assert f" (RNN_CORE_DATA={value} " + ("is a file, not a folder)" if given == "file" else
+                                          "does not exist)") in str(error.value)
+    if given == "~":
+        (tmp_path / "home" / "corpora").mkdir()
+        (tmp_path / "home" / "corpora" / "toy.txt").write_bytes(body)
+        assert data.find_corpus_file("toy") == tmp_path / "home" / "corpora" / "toy.txt"
+
+
 def test_the_vocabulary_is_of_the_kept_characters_or_with_unk_of_the_whole_text(sandbox,
                                                                                monkeypatch):
     """The two editions' rules, on a text whose first 3 characters are "aab" and whose whole
