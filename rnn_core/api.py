@@ -22,6 +22,8 @@ process-wide state: figures are built with matplotlib's object-oriented API (in 
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import os
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
@@ -31,7 +33,7 @@ import numpy as np
 from rnn_core import checkpoint, model
 from rnn_core.backend import (BACKEND_NAMES, REFERENCE, canonical_name, get_backend, has,
                               is_installed)
-from rnn_core.data import DEFAULT_MAX_CHARS, Vocab, load_corpus
+from rnn_core.data import DEFAULT_MAX_CHARS, Vocab, load_corpus, preprocessing_of, usable_prefix
 from rnn_core.errors import BackendUnavailable, RNNCoreError
 from rnn_core.optim import OPTIMIZERS
 from rnn_core.plot import perplexity_figure     # part of the API too
@@ -113,11 +115,41 @@ def make_config(**settings) -> TrainConfig:
     if settings.get("optimizer", "sgd") not in OPTIMIZERS:
         raise RNNCoreError(f"unknown optimizer {settings['optimizer']!r}: choose "
                            f"{' or '.join(OPTIMIZERS)}")
+    for name, value in settings.items():
+        check_setting(name, value)
+    if isinstance(settings.get("prefixes"), str):    # prefixes="分开": one prefix, not two
+        settings["prefixes"] = (settings["prefixes"],)
     defaults = book_defaults(settings.get("model", "scratch"), settings.get("optimizer", "sgd"),
                              settings.get("cell", "rnn"))
     config = TrainConfig(**{**defaults, **settings})
     config.prefixes = tuple(config.prefixes)
     return config
+
+
+# What each numeric or yes/no setting must be (the command line's option types check the same).
+_COUNTS = {"num_epochs": 1, "num_hiddens": 1, "num_steps": 1, "batch_size": 1, "num_layers": 1,
+           "pred_period": 0, "pred_len": 0, "seed": 0}          # the smallest each may be
+_RATES = ("lr", "clipping_theta")                               # positive, finite
+_SWITCHES = ("book_path",)
+
+
+def check_setting(name: str, value) -> None:
+    """Refuse, in one line that names it, a setting of the wrong kind or out of range:
+    ``num_epochs=0``, ``lr=-1``, ``num_hiddens='8'``, ``book_path='no'``."""
+    if name in _COUNTS and (isinstance(value, bool) or not isinstance(value, numbers.Integral)
+                            or value < _COUNTS[name]):
+        least = "a positive integer" if _COUNTS[name] else "an integer, 0 or more"
+        raise RNNCoreError(f"{name}={value!r}: must be {least}")
+    if name in _RATES and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                           or not 0 < value < math.inf):
+        raise RNNCoreError(f"{name}={value!r}: must be a positive finite number")
+    if name in _SWITCHES and not isinstance(value, bool):
+        raise RNNCoreError(f"{name}={value!r}: must be True or False")
+    if name == "prefixes" and (isinstance(value, (bytes, bytearray)) or not all(
+            isinstance(p, str) for p in ([value] if isinstance(value, str) else
+                                         [None] if value is None else value))):
+        raise RNNCoreError(f"prefixes={value!r}: give a string, or a tuple of strings, for "
+                           "example prefixes=('分开', '不分开')")
 
 
 def train(backend: str = "numpy", corpus: str | os.PathLike | None = None, *,
@@ -142,10 +174,11 @@ def train(backend: str = "numpy", corpus: str | os.PathLike | None = None, *,
     ops = get_backend(backend, device, precision=precision, deterministic=deterministic)
     text = load_corpus(corpus, max_chars=max_chars)
     vocab = text.vocab
-    for prefix in config.prefixes:          # fail before training, not after it
-        if not prefix:
-            raise RNNCoreError("a prefix is empty: give at least one character to start from")
-        vocab.encode(prefix)
+    if "prefixes" not in settings:          # the corpus's own, as run's: 'time traveller' ...
+        config.prefixes = text.prefixes
+    config.prefixes = tuple(                # ... as its preprocessing writes them; checked
+        usable_prefix(prefix, text.preprocessing, vocab, "prefixes", text.prefixes[0])
+        for prefix in config.prefixes)      # before training, not after it
     resolve_grad(ops, config)
     forward = make_forward(ops, vocab.vocab_size, config)
     lines = []
@@ -241,6 +274,8 @@ def compare(backends: Sequence[str] | None = None, corpus: str | os.PathLike | N
     build, runs on the CPU whatever ``device`` says. ``verbose`` prints one line
     per backend as it finishes. (``python -m rnn_core.compare`` runs each backend in its own
     process instead, so its timings do not share threads or memory.)"""
+    if isinstance(backends, str):                   # "numpy" or "numpy,torch": not letters
+        backends = backends.split(",")
     names = list(dict.fromkeys(canonical_name(b) for b in
                                (available_backends() if backends is None else backends)))
     config = make_config(**settings)                # one set of settings for every backend
@@ -249,7 +284,8 @@ def compare(backends: Sequence[str] | None = None, corpus: str | os.PathLike | N
         try:
             results[name] = _train_for_comparison(
                 name, corpus, config, device=device, max_chars=max_chars,
-                numerics={"precision": precision, "deterministic": deterministic})
+                numerics={"precision": precision, "deterministic": deterministic},
+                own_prefixes="prefixes" not in settings)
         except BackendUnavailable as error:
             skipped[name] = str(error)
             continue
@@ -262,11 +298,14 @@ def compare(backends: Sequence[str] | None = None, corpus: str | os.PathLike | N
 
 def _train_for_comparison(name: str, corpus, config: TrainConfig, *, device: str,
                           max_chars: int, numerics: dict | None = None,
-                          on_epoch: Callable | None = None) -> TrainResult:
+                          on_epoch: Callable | None = None,
+                          own_prefixes: bool = False) -> TrainResult:
     """One backend's run of a comparison (:func:`compare`, and each process of ``python -m
     rnn_core.compare``): NumPy, which has no GPU build, on the CPU; and where the backend has no
     RNN layer, the concise model's reference, the scratch model on the same weights."""
     settings = dataclasses.asdict(config)
+    if own_prefixes:                                # the corpus's own, as train() takes them
+        del settings["prefixes"]
     if settings["model"] == "concise" and not has(name, "layers"):
         settings["model"] = "scratch"               # the same weights and maths
     return train(name, corpus, device=device if has(name, "gpu") else "cpu",
@@ -292,12 +331,14 @@ def generate(source: TrainResult | str | os.PathLike, prefix: str, num_chars: in
             raise RNNCoreError("this result holds no weights (it came from another process): "
                                "train with save=PATH and generate from the checkpoint")
         params, vocab, saved_config = source.params, source.vocab, dataclasses.asdict(source.config)
-        backend = backend or source.backend
+        backend, corpus = backend or source.backend, source.corpus
     else:
         saved = checkpoint.load(source)
         params, vocab = saved.params, Vocab.from_list(saved.idx_to_char, unk=saved.unk)
         saved_config = saved.config
-        backend = backend or REFERENCE
+        backend, corpus = backend or REFERENCE, saved.corpus
+    example = (list(saved_config.get("prefixes") or ()) or [vocab.idx_to_char[-1]])[0]
+    prefix = usable_prefix(prefix, preprocessing_of(corpus), vocab, "prefix", example)
     ops = get_backend(backend, device, precision=precision)
     kind = saved_config.get("model", "scratch")
     if kind == "concise" and not has(ops.name, "layers"):

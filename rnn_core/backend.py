@@ -103,6 +103,8 @@ def get_backend(name: str, device: str = "auto", *, precision: str = "float32",
         with framework_import_context():
             _load_mxnet_before_tensorflow(key)
             module = importlib.import_module(module_name)
+    except BackendUnavailable:      # its own reason and fix: installing again cannot help
+        raise
     except ImportError as error:
         raise BackendUnavailable(
             f"backend {key!r}: {title} is installed but does not import ({error}); {fix}"

@@ -137,6 +137,53 @@ def test_available_backends_lists_every_installed_backend(backend_name):
     assert api.available_backends([backend_name, backend_name.upper()]) == [backend_name] * 2
 
 
+@pytest.mark.parametrize("setting,value,message", [
+    ("num_epochs", 0, "must be a positive integer"),
+    ("num_hiddens", "8", "must be a positive integer"),
+    ("num_steps", 2.5, "must be a positive integer"),
+    ("pred_period", -1, "must be an integer, 0 or more"),
+    ("seed", None, "must be an integer, 0 or more"),
+    ("lr", 0, "must be a positive finite number"),
+    ("lr", "1", "must be a positive finite number"),
+    ("clipping_theta", -1.0, "must be a positive finite number"),
+    ("clipping_theta", math.nan, "must be a positive finite number"),
+    ("book_path", "no", "must be True or False"),
+    ("prefixes", None, "give a string, or a tuple of strings"),
+])
+def test_a_setting_of_the_wrong_kind_or_range_is_one_line_naming_it(setting, value, message):
+    """What the command line's option types refuse, the API refuses too, by the setting's name:
+    before, ``lr=-1`` trained uphill, ``num_epochs=0`` returned nothing, ``book_path='no'`` was
+    True, and ``num_hiddens='8'`` failed deep in NumPy."""
+    with pytest.raises(RNNCoreError) as error:
+        api.make_config(**{setting: value})
+    assert str(error.value).startswith(f"{setting}={value!r}: {message}")
+    assert api.make_config(num_hiddens=np.int64(8), lr=np.float32(0.5)).num_hiddens == 8
+
+
+def test_the_default_prefixes_are_the_corpus_own_as_runs(tmp_path):
+    """Without ``prefixes=``, a corpus's own (a file's first word), as ``run`` and ``compare``
+    take them; a string is one prefix; generate writes a prefix as the corpus's preprocessing
+    does, as ``python -m rnn_core.generate`` does."""
+    text = tmp_path / "words.txt"
+    text.write_text("hello world, the time machine. " * 200, encoding="utf-8")
+    tiny = {**TINY, "num_epochs": 1}
+    result = api.train(REFERENCE, text, **tiny)
+    assert list(result.samples) == ["hello"]
+    assert list(api.compare(REFERENCE, text, **tiny).results[REFERENCE].samples) == ["hello"]
+    assert list(api.train(REFERENCE, text, prefixes="the", **tiny).samples) == ["the"]
+    with pytest.raises(RNNCoreError, match="^prefix '' is empty: give at least one character of "
+                                           "the corpus to start from, for example prefix hello$"):
+        api.generate(result, "")
+
+
+def test_compare_takes_one_backend_as_a_string(monkeypatch):
+    trained = []
+    monkeypatch.setattr(api, "_train_for_comparison", lambda name, *a, **k: trained.append(name))
+    api.compare(f"{REFERENCE},{REFERENCE}", num_epochs=1, verbose=False)
+    api.compare(REFERENCE, num_epochs=1, verbose=False)
+    assert trained == [REFERENCE, REFERENCE]
+
+
 def test_settings_are_the_books_with_the_ones_given():
     assert api.make_config(num_epochs=3).lr == 100 and api.make_config().sampling == "random"
     concise = api.make_config(model="concise", optimizer="adam")

@@ -166,3 +166,14 @@ def test_a_framework_the_profile_leaves_out_is_refused_with_the_reason(name, mon
         backend.get_backend(name, "cpu")
     assert str(error.value).endswith(backend.LEFT_OUT[name])
     assert "\n" not in str(error.value)
+
+
+def test_a_backend_refused_for_its_own_reason_keeps_that_reason(monkeypatch):
+    """MXNet after TensorFlow in one process is refused with its reason and fix (load MXNet
+    first); that reason is not wrapped in advice to install the framework again."""
+    reason = "backend 'x' cannot be loaded after 'y' in the same process: load it first"
+    monkeypatch.setattr(backend, "_load_mxnet_before_tensorflow",
+                        lambda key: (_ for _ in ()).throw(BackendUnavailable(reason)))
+    with pytest.raises(BackendUnavailable) as error:
+        backend.get_backend(backend.REFERENCE, "cpu")
+    assert str(error.value) == reason
