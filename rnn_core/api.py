@@ -30,7 +30,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from rnn_core import checkpoint, model
+from rnn_core import checkpoint, model, outputs
 from rnn_core.backend import (BACKEND_NAMES, REFERENCE, canonical_name, get_backend, has,
                               is_installed)
 from rnn_core.data import DEFAULT_MAX_CHARS, Vocab, load_corpus, preprocessing_of, usable_prefix
@@ -179,6 +179,14 @@ def train(backend: str = "numpy", corpus: str | os.PathLike | None = None, *,
     config.prefixes = tuple(                # ... as its preprocessing writes them; checked
         usable_prefix(prefix, text.preprocessing, vocab, "prefixes", text.prefixes[0])
         for prefix in config.prefixes)      # before training, not after it
+    if save is not None:    # refused before training, as run refuses --save: the corpus, a file
+        outputs.check_distinct({"corpus": text.source, "save": save})   # of another kind, ...
+        shapes = model.param_shapes(model.params_type(config.cell, config.variant,
+                                                      config.num_layers),
+                                    vocab.vocab_size, config.num_hiddens)
+        outputs.check_output(save, "save", "checkpoint", checkpoint.estimated_size(
+            shapes, vocab.vocab_size, config.optimizer, config.num_epochs),
+            rewritten=bool(config.pred_period) and config.num_epochs > config.pred_period)
     resolve_grad(ops, config)
     forward = make_forward(ops, vocab.vocab_size, config)
     lines = []

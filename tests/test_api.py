@@ -12,7 +12,7 @@ from conftest import device_for
 from rnn_core import api, get_backend, model
 from rnn_core.backend import REFERENCE, has
 from rnn_core.data import load_corpus
-from rnn_core.errors import BackendUnavailable, RNNCoreError
+from rnn_core.errors import BackendUnavailable, OutputError, RNNCoreError
 from rnn_core.train import TrainConfig, book_defaults, train_and_predict_rnn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -174,6 +174,23 @@ def test_the_default_prefixes_are_the_corpus_own_as_runs(tmp_path):
     with pytest.raises(RNNCoreError, match="^prefix '' is empty: give at least one character of "
                                            "the corpus to start from, for example prefix hello$"):
         api.generate(result, "")
+
+
+def test_a_save_path_that_must_not_be_written_is_refused_before_training(tmp_path):
+    """As ``run --save`` is: a file of another kind is left alone, and so is the corpus; before,
+    ``save=`` replaced either with a checkpoint."""
+    notes, text = tmp_path / "notes.txt", tmp_path / "words.txt"
+    notes.write_text("my notes", encoding="utf-8")
+    text.write_text("hello world, the time machine. " * 200, encoding="utf-8")
+    epochs_run = []
+    tiny = {**TINY, "num_epochs": 1, "on_epoch": lambda *a: epochs_run.append(a)}
+    with pytest.raises(OutputError, match=f"^save {notes} already exists and is not an rnn-core "
+                                          "checkpoint: it is left alone"):
+        api.train(REFERENCE, save=notes, **tiny)
+    with pytest.raises(OutputError, match="^save and corpus name the same file"):
+        api.train(REFERENCE, text, save=text, **tiny)
+    assert epochs_run == [] and notes.read_text(encoding="utf-8") == "my notes"
+    assert text.read_text(encoding="utf-8").startswith("hello world")
 
 
 def test_compare_takes_one_backend_as_a_string(monkeypatch):

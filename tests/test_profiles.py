@@ -172,8 +172,10 @@ def test_a_backend_refused_for_its_own_reason_keeps_that_reason(monkeypatch):
     """MXNet after TensorFlow in one process is refused with its reason and fix (load MXNet
     first); that reason is not wrapped in advice to install the framework again."""
     reason = "backend 'x' cannot be loaded after 'y' in the same process: load it first"
-    monkeypatch.setattr(backend, "_load_mxnet_before_tensorflow",
-                        lambda key: (_ for _ in ()).throw(BackendUnavailable(reason)))
+
+    def refused(key):
+        raise BackendUnavailable(reason)
+    monkeypatch.setattr(backend, "_load_mxnet_before_tensorflow", refused)
     with pytest.raises(BackendUnavailable) as error:
         backend.get_backend(backend.REFERENCE, "cpu")
     assert str(error.value) == reason
