@@ -2,7 +2,6 @@
 progress while it runs, perplexity by epoch, generated text side by side, --plot and --json.
 Tiny settings (hidden 16, two or three epochs); the test across every selected backend is
 tests/test_tools.py's."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -10,9 +9,10 @@ import sys
 
 import pytest
 
-from rnn_core import backend, cli, compare, run as run_tool
+from rnn_core import cli, compare, run as run_tool
 from rnn_core.backend import BACKEND_NAMES, REFERENCE
 from rnn_core.errors import BackendUnavailable
+from test_profiles import pretend_not_installed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--hidden", "16", "--pred-len", "5"]
@@ -145,11 +145,7 @@ def test_a_backend_that_fails_fails_compare_once_the_others_are_shown(tmp_path, 
 
 def test_a_backend_that_is_not_installed_is_one_line_before_any_training(monkeypatch, capsys):
     name = next(n for n in BACKEND_NAMES if n != REFERENCE)
-    framework = backend._BACKENDS[name][2]
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda module, *a: None if module == framework else real_find_spec(
-                            module, *a))
+    pretend_not_installed(name, monkeypatch)
     started = []
     monkeypatch.setattr(cli, "run_child", lambda *a, **k: started.append(a))
     with pytest.raises(BackendUnavailable, match=f"^backend {name!r} needs .*, which is not "

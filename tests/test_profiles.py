@@ -131,17 +131,22 @@ def test_every_framework_the_current_profile_leaves_out_somewhere_has_its_reason
     assert left_out == set(backend.LEFT_OUT)
 
 
+def pretend_not_installed(name, monkeypatch):
+    """Backend ``name``'s framework looks uninstalled to rnn-core's lookup (``find_spec``)."""
+    framework = backend._BACKENDS[name][2]
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda module, *a: None if module == framework else real_find_spec(
+                            module, *a))
+
+
 def test_a_profile_set_for_another_python_is_not_what_the_install_advice_names(monkeypatch):
     """RNN_CORE_PROFILE names a profile that this Python cannot install (left over from another
     environment): a missing framework's advice is this Python's profile's."""
     other = "current" if profiles.choose() == "all" else "all"
     monkeypatch.setenv("RNN_CORE_PROFILE", other)
     name = next(n for n in profiles.frameworks(profiles.choose()) if n != backend.REFERENCE)
-    framework = backend._BACKENDS[name][2]
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda module, *a: None if module == framework else real_find_spec(
-                            module, *a))
+    pretend_not_installed(name, monkeypatch)
     with pytest.raises(BackendUnavailable) as error:
         backend.check_installed(name)
     assert f"constraints/{profiles.choose()}.txt" in str(error.value)
@@ -157,11 +162,7 @@ def test_a_framework_the_profile_leaves_out_is_refused_with_the_reason(name, mon
     monkeypatch.setattr(backend, "PROFILES", {**backend.PROFILES, "current": tuple(
         n for n in backend.PROFILES["current"] if n != name)})
     monkeypatch.delenv("RNN_CORE_PROFILE", raising=False)
-    framework = backend._BACKENDS[name][2]
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda module, *a: None if module == framework else real_find_spec(
-                            module, *a))
+    pretend_not_installed(name, monkeypatch)
     with pytest.raises(BackendUnavailable) as error:
         backend.get_backend(name, "cpu")
     assert str(error.value).endswith(backend.LEFT_OUT[name])
