@@ -279,7 +279,8 @@ def compare(backends: Sequence[str] | None = None, corpus: str | os.PathLike | N
     :func:`train`'s. A backend whose framework is not installed is skipped, with the reason in
     ``comparison.skipped``. The concise model has no NumPy layer: NumPy trains the scratch
     model on the same weights, the same function, as the reference; NumPy, which has no GPU
-    build, runs on the CPU whatever ``device`` says. ``verbose`` prints one line
+    build, runs on the CPU whatever ``device`` says; ``device='gpu'`` where another framework
+    sees no GPU is refused before any backend trains. ``verbose`` prints one line
     per backend as it finishes. (``python -m rnn_core.compare`` runs each backend in its own
     process instead, so its timings do not share threads or memory.)"""
     if isinstance(backends, str):                   # "numpy" or "numpy,torch": not letters
@@ -287,6 +288,10 @@ def compare(backends: Sequence[str] | None = None, corpus: str | os.PathLike | N
     names = list(dict.fromkeys(canonical_name(b) for b in
                                (available_backends() if backends is None else backends)))
     config = make_config(**settings)                # one set of settings for every backend
+    if device == "gpu":         # a framework that sees no GPU is refused before any training
+        for name in names:
+            if has(name, "gpu") and is_installed(name):
+                get_backend(name, "gpu", precision=precision, deterministic=deterministic)
     results, skipped = {}, {}
     for name in names:
         try:

@@ -12,7 +12,7 @@ from conftest import device_for
 from rnn_core import api, get_backend, model
 from rnn_core.backend import REFERENCE, has
 from rnn_core.data import load_corpus
-from rnn_core.errors import BackendUnavailable, OutputError, RNNCoreError
+from rnn_core.errors import BackendUnavailable, DeviceUnavailable, OutputError, RNNCoreError
 from rnn_core.train import TrainConfig, book_defaults, train_and_predict_rnn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -191,6 +191,25 @@ def test_a_save_path_that_must_not_be_written_is_refused_before_training(tmp_pat
         api.train(REFERENCE, text, save=text, **tiny)
     assert epochs_run == [] and notes.read_text(encoding="utf-8") == "my notes"
     assert text.read_text(encoding="utf-8").startswith("hello world")
+
+
+def test_compare_on_a_gpu_that_a_framework_does_not_see_trains_nothing(monkeypatch):
+    """``device='gpu'`` where a named framework sees no GPU: refused before the first backend
+    trains (before, NumPy, on the CPU whatever the device, trained first, and its work was lost).
+    Which frameworks see a GPU here does not matter: none is made to."""
+    def no_gpu(name, device="auto", **numerics):
+        if device == "gpu":
+            raise DeviceUnavailable(f"--device gpu: {name} sees no GPU")
+        return get_backend(name, device, **numerics)
+    monkeypatch.setattr(api, "get_backend", no_gpu)
+    trained = []
+    monkeypatch.setattr(api, "_train_for_comparison", lambda name, *a, **k: trained.append(name))
+    with_gpu_build = [n for n in api.available_backends() if has(n, "gpu")]
+    if not with_gpu_build:
+        pytest.skip("no framework with a GPU build is installed")
+    with pytest.raises(DeviceUnavailable):
+        api.compare([REFERENCE, with_gpu_build[0]], device="gpu", num_epochs=1, verbose=False)
+    assert trained == []
 
 
 def test_compare_takes_one_backend_as_a_string(monkeypatch):
