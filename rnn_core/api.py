@@ -39,7 +39,7 @@ from rnn_core.optim import OPTIMIZERS
 from rnn_core.plot import perplexity_figure     # part of the API too
 from rnn_core.predict import predict_rnn
 from rnn_core.train import (EpochResult, TrainConfig, book_defaults, epochs, make_forward,
-                            resolve_grad, train_and_predict_rnn)
+                            resolve_grad, train_and_predict_rnn, weight_shapes)
 
 SETTINGS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 
@@ -181,12 +181,8 @@ def train(backend: str = "numpy", corpus: str | os.PathLike | None = None, *,
         for prefix in config.prefixes)      # before training, not after it
     if save is not None:    # refused before training, as run refuses --save: the corpus, a file
         outputs.check_distinct({"corpus": text.source, "save": save})   # of another kind, ...
-        shapes = model.param_shapes(model.params_type(config.cell, config.variant,
-                                                      config.num_layers),
-                                    vocab.vocab_size, config.num_hiddens)
-        outputs.check_output(save, "save", "checkpoint", checkpoint.estimated_size(
-            shapes, vocab.vocab_size, config.optimizer, config.num_epochs),
-            rewritten=bool(config.pred_period) and config.num_epochs > config.pred_period)
+        checkpoint.check_save_path(save, "save", weight_shapes(vocab.vocab_size, config),
+                                   vocab.vocab_size, config)
     resolve_grad(ops, config)
     forward = make_forward(ops, vocab.vocab_size, config)
     lines = []

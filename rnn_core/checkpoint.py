@@ -29,7 +29,7 @@ import numpy as np
 
 from rnn_core import model
 from rnn_core.errors import RNNCoreError
-from rnn_core.outputs import write_atomically
+from rnn_core.outputs import check_output, write_atomically
 
 FORMAT = "rnn-core checkpoint 1"
 
@@ -104,6 +104,16 @@ def save(path, checkpoint: Checkpoint) -> Path:
             with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, array, allow_pickle=False)
     return write_atomically(path, buffer.getvalue(), "the checkpoint")
+
+
+def check_save_path(path, option: str, shapes, vocab_size: int, config) -> None:
+    """Refuse, before training, a path that cannot or must not take the checkpoints of
+    ``config``'s model, of weights ``shapes`` (``run --save``, ``api.train(save=...)``;
+    :func:`outputs.check_output`): saved every ``pred_period`` epochs, each save is written
+    beside the last before that goes."""
+    check_output(path, option, "checkpoint",
+                 estimated_size(shapes, vocab_size, config.optimizer, config.num_epochs),
+                 rewritten=bool(config.pred_period) and config.num_epochs > config.pred_period)
 
 
 def estimated_size(shapes, vocab_size: int, optimizer: str, num_epochs: int) -> int:

@@ -22,14 +22,14 @@ import random
 import sys
 from pathlib import Path
 
-from rnn_core import checkpoint, cli, model, outputs
+from rnn_core import checkpoint, cli, outputs
 from rnn_core.backend import BACKEND_NAMES, get_backend, has
 from rnn_core.cells import CELLS
 from rnn_core.data import (DEFAULT_MAX_CHARS, NAMED_CORPORA, first_word, load_corpus,
                            usable_prefix)
 from rnn_core.errors import CorpusError, RNNCoreError, VocabularyError
 from rnn_core.train import (TrainConfig, book_defaults, data_iter, epochs, make_forward,
-                             resolve_grad, train_and_predict_rnn)
+                             resolve_grad, train_and_predict_rnn, weight_shapes)
 
 MAX_PRED_LEN = 100_000       # longer texts: python -m rnn_core.generate, which prints as it goes
 PLOT_BYTES = 200_000         # room for the PNG, checked before training
@@ -264,12 +264,6 @@ def resumed_corpus(args, saved: checkpoint.Checkpoint):
                           "--corpus PATH to say where that text is now") from error
 
 
-def weight_shapes(vocab_size: int, config: TrainConfig) -> list:
-    """The shapes of the configured model's weights (any cell, any number of layers)."""
-    kind = model.params_type(config.cell, config.variant, config.num_layers)
-    return model.param_shapes(kind, vocab_size, config.num_hiddens)
-
-
 def memory_needed(vocab_size: int, config: TrainConfig) -> int:
     """Bytes a training run needs at least, roughly: float32 weights four times over (the
     weights, their gradients, the update, the copy made on the way to the device), Adam's two
@@ -302,10 +296,8 @@ def check_outputs(args, corpus, config: TrainConfig) -> None:
                             "--save": args.save, "--plot": args.plot},
                            may_share=(("--save", "--resume"),))   # continuing a checkpoint
     if args.save is not None:
-        outputs.check_output(args.save, "--save", "checkpoint", checkpoint.estimated_size(
-            weight_shapes(corpus.vocab.vocab_size, config), corpus.vocab.vocab_size,
-            config.optimizer, config.num_epochs),
-            rewritten=bool(config.pred_period) and config.num_epochs > config.pred_period)
+        V = corpus.vocab.vocab_size
+        checkpoint.check_save_path(args.save, "--save", weight_shapes(V, config), V, config)
     if args.plot is not None:
         suffix = Path(args.plot).suffix
         if suffix and suffix.lower() != ".png":

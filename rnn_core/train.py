@@ -62,6 +62,12 @@ def model_spec(config: TrainConfig) -> dict:
     return {"cell": config.cell, "variant": config.variant, "num_layers": config.num_layers}
 
 
+def weight_shapes(vocab_size: int, config: TrainConfig) -> list:
+    """The shapes of the configured model's weights (any cell, any number of layers)."""
+    kind = model.params_type(config.cell, config.variant, config.num_layers)
+    return model.param_shapes(kind, vocab_size, config.num_hiddens)
+
+
 def book_defaults(model: str = "scratch", optimizer: str = "sgd", cell: str = "rnn") -> dict:
     """The settings of the book's run for this model, optimiser and cell: the scratch chapter
     (SGD, lr 100; random sampling for the RNN, consecutive for the GRU and LSTM), the Gluon
