@@ -31,8 +31,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from rnn_core import checkpoint, model, outputs
-from rnn_core.backend import (BACKEND_NAMES, REFERENCE, canonical_name, get_backend, has,
-                              is_installed)
+from rnn_core.backend import (BACKEND_NAMES, REFERENCE, backend_names, canonical_name,
+                              get_backend, has, is_installed)
 from rnn_core.data import DEFAULT_MAX_CHARS, Vocab, load_corpus, preprocessing_of, usable_prefix
 from rnn_core.errors import BackendUnavailable, RNNCoreError
 from rnn_core.optim import OPTIMIZERS
@@ -271,7 +271,8 @@ def compare(backends: Sequence[str] | None = None, corpus: str | os.PathLike | N
             max_chars: int = DEFAULT_MAX_CHARS, verbose: bool = True,
             **settings) -> Comparison:
     """Train the same model, from the same seed and weights, on each of ``backends`` (default:
-    every installed one), one after the other in this process; the arguments are
+    every installed one; a string names one, or several with commas: ``"numpy,torch"``), one
+    after the other in this process; the arguments are
     :func:`train`'s. A backend whose framework is not installed is skipped, with the reason in
     ``comparison.skipped``. The concise model has no NumPy layer: NumPy trains the scratch
     model on the same weights, the same function, as the reference; NumPy, which has no GPU
@@ -279,10 +280,7 @@ def compare(backends: Sequence[str] | None = None, corpus: str | os.PathLike | N
     sees no GPU is refused before any backend trains. ``verbose`` prints one line
     per backend as it finishes. (``python -m rnn_core.compare`` runs each backend in its own
     process instead, so its timings do not share threads or memory.)"""
-    if isinstance(backends, str):                   # "numpy" or "numpy,torch": not letters
-        backends = backends.split(",")
-    names = list(dict.fromkeys(canonical_name(b) for b in
-                               (available_backends() if backends is None else backends)))
+    names = backend_names(available_backends() if backends is None else backends)
     config = make_config(**settings)                # one set of settings for every backend
     if device == "gpu":         # a framework that sees no GPU is refused before any training
         for name in names:

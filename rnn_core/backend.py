@@ -72,6 +72,15 @@ def canonical_name(name: str) -> str:
     return key
 
 
+def backend_names(values) -> list:
+    """``["numpy", "torch"]``, ``["numpy,torch"]`` or ``"numpy,torch"`` (as the tests'
+    ``--backends`` is written): each backend's name once, in the order given; an unknown one is
+    refused, naming the known."""
+    values = [values] if isinstance(values, str) else values
+    return list(dict.fromkeys(canonical_name(name) for value in values
+                              for name in value.split(",") if name.strip()))
+
+
 def get_backend(name: str, device: str = "auto", *, precision: str = "float32",
                 deterministic: bool = False):
     """The :class:`rnn_core.ops.Ops` of framework ``name`` on ``device`` ('auto', 'cpu', 'gpu').

@@ -49,7 +49,8 @@ import time
 import numpy as np
 
 from rnn_core import cli
-from rnn_core.backend import BACKEND_NAMES, check_installed, has, is_installed
+from rnn_core.backend import (BACKEND_NAMES, backend_names, check_installed, has,
+                              is_installed)
 from rnn_core.cells import CELLS, get_cell
 from rnn_core.errors import interruption
 
@@ -318,7 +319,7 @@ def main(argv=None) -> int:
     from rnn_core import outputs
     if args.json:
         outputs.check_output(args.json, "--json", "json")
-    backends = cli.backend_names(args.backends)
+    backends = backend_names(args.backends)
     for name in backends:       # one missing framework is one line before any measurement
         check_installed(name)
     check_corpus(args)

@@ -115,17 +115,11 @@ def add_backend_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_backends_option(parser: argparse.ArgumentParser, default: list) -> None:
-    """``--backends``: the frameworks a tool runs one after the other (see :func:`backend_names`)."""
+    """``--backends``: the frameworks a tool runs one after the other (read by
+    :func:`rnn_core.backend.backend_names`)."""
     parser.add_argument("--backends", nargs="+", default=default,
                         help=f"any of {', '.join(BACKEND_NAMES)}, separated by spaces or commas "
                              "(default: every one installed)")
-
-
-def backend_names(values: list) -> list:
-    """``--backends numpy torch`` or ``numpy,torch`` (as the tests' option is written): each
-    backend's name once, in the order given; an unknown one is refused, naming the known."""
-    return list(dict.fromkeys(backend.canonical_name(name) for value in values
-                              for name in value.split(",") if name.strip()))
 
 
 def add_device_option(parser: argparse.ArgumentParser, default: str = "auto") -> None:

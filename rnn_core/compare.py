@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from rnn_core import api, cli, outputs, run
-from rnn_core.backend import check_installed, get_backend, has
+from rnn_core.backend import backend_names, check_installed, get_backend, has
 from rnn_core.data import DEFAULT_MAX_CHARS, load_corpus
 from rnn_core.errors import interruption
 from rnn_core.train import data_iter, epochs
@@ -153,7 +153,7 @@ def main(argv=None) -> int:
     data_iter(config, corpus.corpus_indices, random.Random(0))   # too short for one batch
     run.check_memory(corpus.vocab.vocab_size, config)
     check_outputs(args)
-    names = cli.backend_names(args.backends)
+    names = backend_names(args.backends)
     for name in names:          # one missing framework is one line before any training
         check_installed(name)
     if not names:

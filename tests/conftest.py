@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from rnn_core import get_backend, model
-from rnn_core.backend import PROFILES, REFERENCE, canonical_name, default_profile, has
+from rnn_core.backend import PROFILES, REFERENCE, backend_names, default_profile, has
 
 # Where tests run: the CPU unless RNN_CORE_TEST_DEVICE says otherwise (auto or gpu on a GPU machine).
 DEVICE = os.environ.get("RNN_CORE_TEST_DEVICE", "cpu")
@@ -79,8 +79,7 @@ def pytest_addoption(parser):
 
 
 def selected_backends(config):
-    return [canonical_name(name) for name in config.getoption("--backends").split(",")
-            if name.strip()]
+    return backend_names(config.getoption("--backends"))
 
 
 def device_for(name):
