@@ -287,7 +287,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def check_corpus(args) -> None:
+def check_before_children(args) -> None:
     """The corpus every child trains on, its first batch, and the memory of each cell's model,
     checked once before any child starts: a mistake is one line, not one per row and a summary.
     bench has no --max-chars (it always trains on a corpus's first DEFAULT_MAX_CHARS characters),
@@ -322,7 +322,7 @@ def main(argv=None) -> int:
     backends = backend_names(args.backends)
     for name in backends:       # one missing framework is one line before any measurement
         check_installed(name)
-    check_corpus(args)
+    check_before_children(args)
     if args.device == "gpu":
         cli.check_gpus("rnn_core.bench", backends, args)
     specs = [dict(backend=backend, model=model_kind, path=path, cell=cell, corpus=args.corpus,

@@ -330,15 +330,14 @@ class _NamedStdout:
         self._stream = stream
 
     def write(self, text):
-        try:
-            return self._stream.write(text)
-        except OSError as error:
-            error.filename = error.filename or self.name
-            raise
+        return self._named(self._stream.write, text)
 
     def flush(self):
+        return self._named(self._stream.flush)
+
+    def _named(self, call, *args):
         try:
-            return self._stream.flush()
+            return call(*args)
         except OSError as error:
             error.filename = error.filename or self.name
             raise

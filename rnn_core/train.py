@@ -359,17 +359,17 @@ def train_and_predict_rnn(ops: Ops, corpus: Corpus, config: TrainConfig,
                 write(*done)
                 saved = epoch
     except TrainingDiverged as error:
-        fix = error.fix
-        if resume is not None and fix:      # a resumed run keeps its checkpoint's settings
-            fix += " in a new run (without --resume: it keeps the checkpoint's settings)"
+        advice = [error.fix] if error.fix else []
+        if resume is not None and advice:   # a resumed run keeps its checkpoint's settings
+            advice[0] += " in a new run (without --resume: it keeps the checkpoint's settings)"
         good = next((state for state in (done, before) if state is not None and
                      state[0] >= start and finite(state)), None)
         if save and good is not None:
             if saved < good[0]:
                 write(*good)
                 saved = good[0]
-            fix += f"; epoch {saved}, the last before it, is saved in {save}"
-        raise TrainingDiverged(error.facts, fix) from None
+            advice.append(f"epoch {saved}, the last before it, is saved in {save}")
+        raise TrainingDiverged(error.facts, "; ".join(advice)) from None
     except BaseException as error:
         interrupt = interruption(error)
         if interrupt is None:
