@@ -1,5 +1,6 @@
 """The Python API (rnn_core/api.py): train, compare and generate on every backend, with tiny
 settings (hidden 16, one or two epochs) so the file stays cheap."""
+import dataclasses
 import math
 import os
 import subprocess
@@ -174,6 +175,9 @@ def test_the_default_prefixes_are_the_corpus_own_as_runs(tmp_path):
     with pytest.raises(RNNCoreError, match="^prefix '' is empty: give at least one character of "
                                            "the corpus to start from, for example prefix hello$"):
         api.generate(result, "")
+    letters = dataclasses.replace(result, corpus="timemachine")   # lower-case letters only
+    assert api.generate(letters, "The Time, Machine!", 5) == api.generate(
+        letters, "the time  machine ", 5)
 
 
 def test_a_save_path_that_must_not_be_written_is_refused_before_training(tmp_path):

@@ -74,13 +74,15 @@ def test_matmul_rate_is_positive(ops):
 
 def test_bench_prints_a_table_and_writes_json(tmp_path, selected):
     """The NumPy reference and the first selected backend with an RNN layer (one child process
-    per row: every backend would cost minutes)."""
+    per row: every backend would cost minutes), the reference named twice, once with a comma:
+    measured once."""
     out = tmp_path / "bench.json"
     other = next((name for name in selected if has(name, "layers")), None)
     if other is None:
         pytest.skip("no selected backend has an RNN layer for the concise rows")
     result = subprocess.run(
-        [sys.executable, "-m", "rnn_core.bench", "--backends", REFERENCE, other, "--models",
+        [sys.executable, "-m", "rnn_core.bench", "--backends", REFERENCE, f"{other},{REFERENCE}",
+         "--models",
          "scratch", "concise", "--corpus", "lyrics_zh", "--hidden", "16", "--epochs", "1",
          "--warmup", "0", "--repeats", "1", "--json", str(out)],
         capture_output=True, text=True, cwd=ROOT, timeout=600, stdin=subprocess.DEVNULL)
@@ -89,6 +91,7 @@ def test_bench_prints_a_table_and_writes_json(tmp_path, selected):
     summary = json.loads(out.read_text())
     assert summary["bound_tokens_per_s"] > 0
     rows = {(r["backend"], r["model"], r["path"]): r for r in summary["results"]}
+    assert len(rows) == len(summary["results"])         # no row twice
     assert set(rows) == {(REFERENCE, "scratch", "book"), (REFERENCE, "scratch", "fast"),
                          (other, "scratch", "book"), (other, "scratch", "fast"),
                          (other, "concise", "book"), (other, "concise", "fast")}
