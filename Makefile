@@ -18,7 +18,10 @@ DECIDER := $(if $(wildcard $(PY)),$(PY),$(PYTHON))
 # rnn_core/profiles.py says which profile a Python takes, and what the profile leaves out there; it
 # needs only the standard library, so it runs before anything is installed (-I: nothing else).
 PROFILES := $(DECIDER) -I rnn_core/profiles.py
-PROFILE ?= $(shell $(PROFILES) choose)
+PROFILE ?= $(shell $(PROFILES) choose 2>/dev/null)
+ifeq ($(PROFILE),)
+$(error PYTHON=$(PYTHON) does not run: give PYTHON= a Python interpreter that exists, for example PYTHON=python3)
+endif
 ifeq ($(wildcard constraints/$(PROFILE).txt),)
 $(error $(shell $(PROFILES) check '$(PROFILE)' 2>&1))
 endif

@@ -69,7 +69,7 @@ def test_each_profile_takes_its_pythons_and_refuses_others_in_one_line(profile):
         "current", (3, 15))
 
 
-def make(*args, tmp_path):
+def make(*args, tmp_path, python=sys.executable):
     """``make ARGS`` in the repository with this Python, into an environment that does not exist
     (so that nothing is installed), as a user would call it: without the MAKEFLAGS of a make that
     started this test run."""
@@ -77,7 +77,7 @@ def make(*args, tmp_path):
         pytest.skip("make is not installed here")
     environment = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS",
                                                                    "MAKELEVEL")}
-    return subprocess.run(["make", "--no-print-directory", *args, f"PYTHON={sys.executable}",
+    return subprocess.run(["make", "--no-print-directory", *args, f"PYTHON={python}",
                            f"VENV={tmp_path / 'venv'}"], cwd=ROOT, env=environment,
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
 
@@ -107,6 +107,16 @@ def test_make_refuses_an_unknown_profile_in_one_line(tmp_path):
     assert done.returncode != 0
     assert "unknown profile 'curent': choose PROFILE=all or current" in done.stderr
     assert len(done.stderr.splitlines()) == 1
+    assert not (tmp_path / "venv").exists()
+
+
+def test_make_refuses_a_python_that_does_not_run_in_one_line(tmp_path):
+    missing = tmp_path / "python3.99"
+    done = make("test", tmp_path=tmp_path, python=missing)
+    assert done.returncode != 0
+    (line,) = done.stderr.splitlines()          # Makefile:N: *** ...  Stop.
+    assert f"*** PYTHON={missing} does not run: give PYTHON= a Python interpreter that exists, " \
+           "for example PYTHON=python3." in line
     assert not (tmp_path / "venv").exists()
 
 
