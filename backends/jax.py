@@ -6,6 +6,7 @@ Matrix products ask for ``Precision.HIGHEST``: IEEE float32 on every device, whe
 on a recent NVIDIA GPU is TensorFloat-32 (10 bits of mantissa); ``precision='tf32'`` asks for the
 default instead. Flax's cell builds its own products, so its layers run inside
 ``jax.default_matmul_precision(...)``, a context, which changes nothing outside the call. Index tensors are int32 (JAX's default integer width)."""
+import contextlib
 import os
 
 import jax
@@ -79,6 +80,9 @@ class JaxOps:
         return {"tf32": (self.precision == "tf32") if on_gpu else None,
                 "deterministic": _DETERMINISTIC_FLAG in os.environ.get("XLA_FLAGS", "")
                 if on_gpu else None}
+
+    def numerics_scope(self):
+        return contextlib.nullcontext()     # the precision goes with each product (above)
 
     def asarray(self, x, /):
         x = np.asarray(x)

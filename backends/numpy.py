@@ -2,6 +2,8 @@
 
 NumPy has no autograd, so :meth:`value_and_grad` raises; the core trains NumPy with its
 hand-written backpropagation through time (``rnn_core/bptt.py``)."""
+import contextlib
+
 import numpy as np
 
 from rnn_core.backend import no_gpu_build
@@ -26,6 +28,9 @@ class NumpyOps:
 
     def numerics(self):
         return {"tf32": None, "deterministic": None}    # IEEE float32 on the CPU; no switches
+
+    def numerics_scope(self):
+        return contextlib.nullcontext()
 
     def asarray(self, x, /):
         x = np.asarray(x)

@@ -1,10 +1,14 @@
 """The TensorFlow backend: each op is one call of ``tf``; autograd is ``tf.GradientTape``;
 :meth:`compile` is ``tf.function``, pinned to the backend's device.
 
-TensorFlow's TF32 and op-determinism switches are process-wide: :meth:`TFOps._use_numerics` sets
-them to the backend's ``precision`` and ``deterministic`` on creation and at every step."""
+TensorFlow's TF32 and op-determinism switches are process-wide: :meth:`TFOps.numerics_scope` sets
+them to the backend's ``precision`` and ``deterministic`` for a step or a call of the core, and
+puts back the process's own afterwards."""
+import contextlib
+
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework import config as _op_determinism  # its getter and undo are not public
 
 from rnn_core.cells import get_cell
 from rnn_core.errors import DeviceUnavailable
@@ -30,19 +34,26 @@ class TFOps:
         self.device = self.gpu_device if gpus and device in ("gpu", "auto") else "/CPU:0"
         self.version = tf.__version__
         self.precision, self.deterministic = precision, deterministic
-        self._use_numerics()
 
     def numerics(self):
-        from tensorflow.python.framework import config   # its getter is not public
         return {"tf32": tf.config.experimental.tensor_float_32_execution_enabled(),
-                "deterministic": config.is_op_determinism_enabled()}
+                "deterministic": _op_determinism.is_op_determinism_enabled()}
 
-    def _use_numerics(self):
-        """TF32 as ``precision`` says, and op determinism if asked for (it is never switched
-        off: another backend object may have asked)."""
-        tf.config.experimental.enable_tensor_float_32_execution(self.precision == "tf32")
-        if self.deterministic:
-            tf.config.experimental.enable_op_determinism()
+    @contextlib.contextmanager
+    def numerics_scope(self):
+        """TF32 as ``precision`` says, and op determinism if asked for, until the block ends;
+        then the process's own settings again."""
+        before = self.numerics()
+        switch_determinism = self.deterministic and not before["deterministic"]
+        try:
+            tf.config.experimental.enable_tensor_float_32_execution(self.precision == "tf32")
+            if switch_determinism:
+                tf.config.experimental.enable_op_determinism()
+            yield
+        finally:
+            tf.config.experimental.enable_tensor_float_32_execution(before["tf32"])
+            if switch_determinism:
+                _op_determinism.disable_op_determinism()
 
     def asarray(self, x, /):
         x = np.asarray(x)
@@ -128,16 +139,18 @@ class TFOps:
         return tf.stop_gradient(x)
 
     def value_and_grad(self, f, params, /):
-        self._use_numerics()         # in compile()'s graph: once, while tracing
         params = list(params)
-        with tf.GradientTape() as tape:
-            tape.watch(params)
-            loss, aux = f(params)
-        # The gradient of a gather (the embedding lookup) is sparse: make it a dense tensor.
-        return (loss, aux), [tf.convert_to_tensor(g) for g in tape.gradient(loss, params)]
+        with self.numerics_scope():         # in compile()'s graph: once, while tracing
+            with tf.GradientTape() as tape:
+                tape.watch(params)
+                loss, aux = f(params)
+            # The gradient of a gather (the embedding lookup) is sparse: make it a dense tensor.
+            grads = [tf.convert_to_tensor(g) for g in tape.gradient(loss, params)]
+        return (loss, aux), grads
 
     def recurrent_layer(self, cell, variant, num_layers, input_size, num_hiddens, vocab_size):
-        return KerasRecurrentLayer(cell, variant, num_layers, input_size, num_hiddens, vocab_size)
+        return KerasRecurrentLayer(cell, variant, num_layers, input_size, num_hiddens, vocab_size,
+                                   self.numerics_scope)
 
     def scan(self, f, carry, xs, /):
         return python_scan(f, carry, xs)    # compile() unrolls it into the step's graph
@@ -173,8 +186,8 @@ class TFOps:
         compiled = tf.function(on_device, autograph=False)  # the core has no tensor-valued `if`
 
         def step(*args):
-            self._use_numerics()
-            return compiled(*args)
+            with self.numerics_scope():
+                return compiled(*args)
 
         return step
 
@@ -207,9 +220,11 @@ class KerasRecurrentLayer:
     transposed in and out."""
     dense_layout = (("dense/kernel", ("W_hq",), False), ("dense/bias", ("b_q",), False))
 
-    def __init__(self, cell, variant, num_layers, input_size, num_hiddens, vocab_size):
+    def __init__(self, cell, variant, num_layers, input_size, num_hiddens, vocab_size,
+                 numerics_scope):
         import keras
         kind, options, self.layout = KERAS_LAYERS[cell, variant]
+        self.numerics_scope = numerics_scope        # TF32 as the backend's precision says
         self.layers = []
         for l in range(num_layers):
             layer = getattr(keras.layers, kind)(num_hiddens, return_sequences=True,
@@ -223,12 +238,13 @@ class KerasRecurrentLayer:
     def apply(self, weights, inputs, state):
         k, n = self.state_size, len(self.layout)
         Hs, last = tf.transpose(inputs, [1, 0, 2]), []
-        for l, layer in enumerate(self.layers):
-            untrained = [v.value for v in layer.non_trainable_variables]  # its dropout seed
-            (Hs, *layer_state), _ = layer.stateless_call(
-                list(weights[l * n:(l + 1) * n]), untrained, Hs,
-                initial_state=list(state[l * k:(l + 1) * k]))
-            last.extend(layer_state)
-        Hs = tf.reshape(tf.transpose(Hs, [1, 0, 2]), [-1, Hs.shape[-1]])   # time-major rows
-        O, _ = self.dense.stateless_call(list(weights[-2:]), [], Hs)
-        return O, tuple(last)
+        with self.numerics_scope():
+            for l, layer in enumerate(self.layers):
+                untrained = [v.value for v in layer.non_trainable_variables]  # its dropout seed
+                (Hs, *layer_state), _ = layer.stateless_call(
+                    list(weights[l * n:(l + 1) * n]), untrained, Hs,
+                    initial_state=list(state[l * k:(l + 1) * k]))
+                last.extend(layer_state)
+            Hs = tf.reshape(tf.transpose(Hs, [1, 0, 2]), [-1, Hs.shape[-1]])   # time-major rows
+            O, _ = self.dense.stateless_call(list(weights[-2:]), [], Hs)
+            return O, tuple(last)

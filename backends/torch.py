@@ -1,7 +1,9 @@
 """The PyTorch backend: each op is one call of ``torch``; autograd is ``torch.autograd.grad``.
 
-PyTorch's TF32 and determinism switches are process-wide: :meth:`TorchOps._use_numerics` sets
-them to the backend's ``precision`` and ``deterministic`` on creation and at every step."""
+PyTorch's TF32 and determinism switches are process-wide: :meth:`TorchOps.numerics_scope` sets
+them to the backend's ``precision`` and ``deterministic`` for a step or a call of the core, and
+puts back the process's own afterwards."""
+import contextlib
 import os
 
 import numpy as np
@@ -37,23 +39,31 @@ class TorchOps:
         self.precision, self.deterministic = precision, deterministic
         if deterministic and use_gpu:
             _fix_cublas_workspace()
-        self._use_numerics()
 
     def numerics(self):
         return {"tf32": any(_tf32_allowed()),
                 "deterministic": torch.are_deterministic_algorithms_enabled()
                 if self._device.type == "cuda" else None}
 
-    def _use_numerics(self):
+    @contextlib.contextmanager
+    def numerics_scope(self):
         """TF32 in CUDA products and cuDNN as ``precision`` says, and deterministic algorithms
-        if asked for on a GPU (never switched off: another backend object may have asked). On
-        the CPU PyTorch's kernels repeat bit for bit already, and the switch is left alone: it
-        imports torch's compiler stack, whose Triton crashes a CUDA build's process where JAX or
-        TensorFlow was loaded first."""
-        _allow_tf32(self.precision == "tf32")
-        if self.deterministic and self._device.type == "cuda":
-            torch.use_deterministic_algorithms(True)
-            torch.backends.cudnn.benchmark = False      # the same cuDNN algorithm every run
+        if asked for on a GPU, until the block ends; then the process's own settings again. On
+        the CPU PyTorch's kernels repeat bit for bit already, and the deterministic switch is left
+        alone: it imports torch's compiler stack, whose Triton crashes a CUDA build's process
+        where JAX or TensorFlow was loaded first."""
+        determinism = self.deterministic and self._device.type == "cuda"
+        saved = _tf32_settings(), (_deterministic_settings() if determinism else None)
+        try:
+            _allow_tf32(self.precision == "tf32")
+            if determinism:
+                torch.use_deterministic_algorithms(True)
+                torch.backends.cudnn.benchmark = False      # the same cuDNN algorithm every run
+            yield
+        finally:
+            _restore_tf32_settings(saved[0])
+            if determinism:
+                _restore_deterministic_settings(saved[1])
 
     def asarray(self, x, /):
         x = np.asarray(x)
@@ -139,18 +149,17 @@ class TorchOps:
         return x.detach()
 
     def value_and_grad(self, f, params, /):
-        self._use_numerics()
         params = [p.detach().requires_grad_(True) for p in params]
-        with torch.enable_grad():
+        with self.numerics_scope(), torch.enable_grad():
             loss, aux = f(params)
-        grads = torch.autograd.grad(loss, params)
+            grads = torch.autograd.grad(loss, params)
         return (loss.detach(), aux), list(grads)
 
     def recurrent_layer(self, cell, variant, num_layers, input_size, num_hiddens, vocab_size):
         if (cell, variant) not in TORCH_LAYERS:
             raise NotImplementedError(no_layer("PyTorch", cell, variant, TORCH_LAYERS))
         return TorchRecurrentLayer(cell, variant, num_layers, input_size, num_hiddens,
-                                   vocab_size, self._device)
+                                   vocab_size, self._device, self.numerics_scope)
 
     def scan(self, f, carry, xs, /):
         return python_scan(f, carry, xs)
@@ -170,8 +179,8 @@ class TorchOps:
     def compile(self, fn):
         # Nothing to compile in PyTorch; the step sets the numerics it runs with.
         def step(*args):
-            self._use_numerics()
-            return fn(*args)
+            with self.numerics_scope():
+                return fn(*args)
 
         return step
 
@@ -281,6 +290,62 @@ def _allow_tf32(allowed):
         torch.backends.mkldnn.matmul.fp32_precision = "ieee"
 
 
+# The settings that _allow_tf32 writes: the two older flags, then (recent PyTorch) the setting of
+# each operation, with the older flags' global matmul precision ('highest', 'high', 'medium').
+_LEGACY_TF32 = (("cuda.matmul", "allow_tf32"), ("cudnn", "allow_tf32"))
+_FP32_PRECISION = (("cuda.matmul", "fp32_precision"), ("cudnn.conv", "fp32_precision"),
+                   ("cudnn.rnn", "fp32_precision"), ("mkldnn.matmul", "fp32_precision"))
+
+
+def _setting(path):
+    obj = torch.backends
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _tf32_settings():
+    """The process's settings that :func:`_allow_tf32` changes, to put back with
+    :func:`_restore_tf32_settings`. Where a user mixed the older flags and the newer settings,
+    PyTorch's older getters raise: those are not read, and the newer settings, which decide the
+    products, are put back alone."""
+    legacy = [(path, name, _read_or_none(lambda: getattr(_setting(path), name)))
+              for path, name in _LEGACY_TF32]
+    matmul = _read_or_none(torch.get_float32_matmul_precision)
+    newer = ([(path, name, getattr(_setting(path), name)) for path, name in _FP32_PRECISION]
+             if hasattr(torch.backends, "fp32_precision") else [])
+    return legacy, matmul, newer
+
+
+def _read_or_none(getter):
+    try:
+        return getter()
+    except RuntimeError:            # "you have used mix of the legacy and new APIs"
+        return None
+
+
+def _restore_tf32_settings(saved):
+    legacy, matmul, newer = saved
+    for path, name, value in legacy:
+        if value is not None:
+            setattr(_setting(path), name, value)
+    if matmul is not None:
+        torch.set_float32_matmul_precision(matmul)
+    for path, name, value in newer:
+        setattr(_setting(path), name, value)
+
+
+def _deterministic_settings():
+    return (torch.are_deterministic_algorithms_enabled(),
+            torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark)
+
+
+def _restore_deterministic_settings(saved):
+    enabled, warn_only, benchmark = saved
+    torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+    torch.backends.cudnn.benchmark = benchmark
+
+
 def _tf32_allowed():
     """Whether CUDA products and cuDNN's RNN may use TF32 now: ``[matmul, rnn]``."""
     if hasattr(torch.backends, "fp32_precision"):
@@ -337,8 +402,10 @@ class TorchRecurrentLayer:
     batch, hidden)`` (and a second for the LSTM's ``C``)."""
     dense_layout = (("weight", ("W_hq",), True), ("bias", ("b_q",), False))
 
-    def __init__(self, cell, variant, num_layers, input_size, num_hiddens, vocab_size, device):
+    def __init__(self, cell, variant, num_layers, input_size, num_hiddens, vocab_size, device,
+                 numerics_scope):
         kind, self.layout = TORCH_LAYERS[cell, variant]
+        self.numerics_scope = numerics_scope        # cuDNN's TF32 as the backend's precision says
         self.rnn = getattr(torch.nn, kind)(input_size, num_hiddens, num_layers).to(device)
         self.dense = torch.nn.Linear(num_hiddens, vocab_size).to(device)
         self.names = [name.format(l=l) for l in range(num_layers) for name, _, _ in self.layout]
@@ -353,9 +420,10 @@ class TorchRecurrentLayer:
         k, n = self.state_size, len(self.names)
         stacked = [torch.stack(state[j::k]) for j in range(k)]         # (layers, batch, hidden)
         first = stacked[0] if k == 1 else tuple(stacked)
-        Hs, last = torch.func.functional_call(self.rnn, dict(zip(self.names, weights[:n])),
-                                              (inputs, first))
-        O = torch.func.functional_call(self.dense, dict(zip(("weight", "bias"), weights[n:])),
-                                       (Hs.reshape(-1, Hs.shape[-1]),))
+        with self.numerics_scope():
+            Hs, last = torch.func.functional_call(self.rnn, dict(zip(self.names, weights[:n])),
+                                                  (inputs, first))
+            O = torch.func.functional_call(self.dense, dict(zip(("weight", "bias"), weights[n:])),
+                                           (Hs.reshape(-1, Hs.shape[-1]),))
         last = (last,) if k == 1 else last
         return O, tuple(s for layer in zip(*(torch.unbind(t) for t in last)) for s in layer)

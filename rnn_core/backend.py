@@ -94,8 +94,9 @@ def get_backend(name: str, device: str = "auto", *, precision: str = "float32",
     switched off where the framework has it; ``'tf32'`` allows TF32 on GPUs that have it (faster,
     products rounded to 10-bit mantissas). ``deterministic=True`` asks the framework for
     deterministic algorithms, so that a run on a GPU repeats bit for bit (a resumed run included).
-    Where those are process-wide switches (PyTorch, TensorFlow), the backend sets them when it is
-    created and again at every training step; ``numerics()`` reads them back (docs/gpu.md).
+    Where those are process-wide switches (PyTorch, TensorFlow), the backend sets them only within
+    ``numerics_scope()``, which every training step and the core's training and prediction enter,
+    and puts the process's own back after; ``numerics()`` reads them (docs/gpu.md).
     """
     key = canonical_name(name)
     if device not in DEVICES:

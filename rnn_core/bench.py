@@ -53,10 +53,12 @@ from rnn_core.backend import (BACKEND_NAMES, backend_names, check_installed, has
                               is_installed)
 from rnn_core.cells import CELLS, get_cell
 from rnn_core.errors import interruption
+from rnn_core.ops import in_numerics_scope
 
 LARGE = 1024      # the large product: (1024, 1024)·(1024, 1024)
 
 
+@in_numerics_scope
 def matmul_rate(ops, m: int, k: int, seconds: float = 0.5, *, linear: bool = False) -> float:
     """FLOP/s of a chain of dependent ``(m, k)·(k, k)`` products, as a recurrence runs them, by
     ``ops.matmul`` or (``linear``) by ``ops.linear`` with a zero bias, which is how the fast path

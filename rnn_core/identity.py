@@ -14,8 +14,10 @@ import numpy as np
 
 from rnn_core import cli
 from rnn_core.backend import get_backend
+from rnn_core.ops import in_numerics_scope
 
 
+@in_numerics_scope
 def concatenated_matmul_identity(ops, seed: int = 0):
     """``(X·W_xh + H·W_hh, [X, H]·[W_xh; W_hh], largest absolute difference)`` as NumPy arrays."""
     rng = np.random.default_rng(seed)

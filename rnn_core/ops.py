@@ -17,6 +17,7 @@ Conventions shared by every backend
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Protocol, Sequence, Tuple, runtime_checkable
 
 import numpy as np
@@ -47,8 +48,17 @@ class Ops(Protocol):
         framework now: ``{"tf32": bool | None, "deterministic": bool | None}``. ``tf32`` is True
         where TensorFloat-32 is allowed in any product, False where every product is IEEE
         float32; None where the framework has no such switch on this device (NumPy; MXNet on the
-        CPU). Creating the backend sets them to ``precision`` and ``deterministic``; where they are
-        process-wide (PyTorch, TensorFlow), every training step sets them again."""
+        CPU). Within :meth:`numerics_scope` they are the backend's ``precision`` and
+        ``deterministic``; outside it, where they are process-wide (PyTorch, TensorFlow), they
+        are the process's own."""
+
+    def numerics_scope(self):
+        """A context in which the framework computes with this backend's ``precision`` and
+        ``deterministic``; on leaving it, the process's own switches are as they were. Every
+        training step, the recurrent layer and the core's functions that compute (training,
+        prediction) enter it, so that calling rnn_core leaves a notebook's settings alone. A
+        framework that takes the precision per product, or reads its switches once at start,
+        needs none: ``contextlib.nullcontext()``."""
 
     # ---- moving data in and out -------------------------------------------------------------
     def asarray(self, x: np.ndarray, /) -> Tensor:
@@ -224,6 +234,18 @@ class RecurrentLayer(Protocol):
         """``inputs (num_steps, batch, input_size)`` and the canonical ``state`` (every layer's
         ``H``, or ``H, C``, in turn, each ``(batch, hidden)``) -> ``(O, state)``: the logits
         ``(num_steps * batch, vocab)``, rows time-major, and the last state, canonical."""
+
+
+def in_numerics_scope(fn: Callable) -> Callable:
+    """``fn(ops, ...)`` run within ``ops.numerics_scope()``: the core's functions that compute
+    (training, the identity, the bench's rates) do so with the backend's numerics, and leave the
+    process's own as they were."""
+    @functools.wraps(fn)
+    def within(ops, *args, **kwargs):
+        with ops.numerics_scope():
+            return fn(ops, *args, **kwargs)
+
+    return within
 
 
 def python_scan(f: Callable, carry: Any, xs: Sequence) -> Tuple[Any, list]:

@@ -83,7 +83,8 @@ def _generate(ops, prefix_indices, num_chars, params, vocab, temperature, top_k,
     current = prefix_indices[0]
     for t in range(num_chars + len(prefix_indices) - 1):
         X = ops.asarray(np.array([[current]]))                       # (1, 1)
-        O, state = forward(X, state, params)                         # (1, vocab)
+        with ops.numerics_scope():          # per character: the caller runs between them
+            O, state = forward(X, state, params)                     # (1, vocab)
         if t < len(prefix_indices) - 1:
             current = prefix_indices[t + 1]  # still reading the prefix: its next one is known
             continue

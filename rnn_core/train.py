@@ -29,7 +29,7 @@ from rnn_core.cells import BOOK_SETTINGS
 from rnn_core.concise import ConciseRNN
 from rnn_core.data import Corpus
 from rnn_core.errors import RNNCoreError, TrainingDiverged, interruption
-from rnn_core.ops import Ops
+from rnn_core.ops import Ops, in_numerics_scope
 from rnn_core.optim import make_optimizer
 
 
@@ -261,6 +261,7 @@ def diverged_fix(config: TrainConfig) -> str:
     return f"lower --lr (now {config.lr}) or --clip (now {config.clipping_theta})"
 
 
+@in_numerics_scope
 def first_losses(ops: Ops, corpus: Corpus, config: TrainConfig, num_batches: int, params=None):
     """The losses of the first ``num_batches`` optimiser steps (over as many epochs as that
     takes) from the configured initial weights, or ``params``; and the weights after them."""
@@ -280,6 +281,7 @@ def first_losses(ops: Ops, corpus: Corpus, config: TrainConfig, num_batches: int
     return np.array(losses), params
 
 
+@in_numerics_scope
 def train_and_predict_rnn(ops: Ops, corpus: Corpus, config: TrainConfig,
                           log: Callable[[str], None] = print, params=None, *,
                           resume=None, save=None, on_epoch: Callable | None = None):

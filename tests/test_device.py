@@ -77,36 +77,52 @@ def test_an_unknown_precision_is_refused():
         get_backend("numpy", "cpu", precision="fp16")
 
 
-# Run in a fresh process: the framework's switches as each step leaves them, and as importing
-# (and running again) every module of rnn_core and its backends leaves a user's setting.
+# Run in a fresh process: the framework's switches as creating a backend, a step, the core's
+# functions and importing (and running again) every module of rnn_core and its backends leave
+# them, within a scope that stands for a user's own setting, and outside every scope.
 NUMERICS = r"""
 import importlib, json, pkgutil, sys
 import rnn_core
-from rnn_core import get_backend
+from rnn_core import api, get_backend
 from rnn_core.backend import has
 
 name, device = sys.argv[1:]
 report = {}
 ops = get_backend(name, device)
-report["default"] = ops.numerics()
+report["process"] = ops.numerics()                      # the process's own, as it started
+with ops.numerics_scope():
+    report["default"] = ops.numerics()
 report["options"] = [ops.precision, ops.deterministic]
 user = get_backend(name, device, precision="tf32")      # stands for a user's own setting
-report["tf32"] = user.numerics()
-for module in pkgutil.iter_modules(rnn_core.__path__):
-    importlib.import_module("rnn_core." + module.name)
-for name_ in sorted(m for m in sys.modules if m.split(".")[0] == "rnn_core"):
-    module = sys.modules[name_]                          # its code run again, as on a first import
-    module.__spec__.loader.exec_module(module)
-report["after_imports"] = user.numerics()
-step = ops.compile(lambda x: x)
-step(ops.zeros((1,)))
-report["after_a_float32_step"] = ops.numerics()
-report["deterministic"] = get_backend(name, device, deterministic=True).numerics()
+with user.numerics_scope():
+    report["tf32"] = user.numerics()
+    for module in pkgutil.iter_modules(rnn_core.__path__):
+        importlib.import_module("rnn_core." + module.name)
+    for name_ in sorted(m for m in sys.modules if m.split(".")[0] == "rnn_core"):
+        module = sys.modules[name_]                      # its code run again, as on a first import
+        module.__spec__.loader.exec_module(module)
+    report["after_imports"] = user.numerics()
+    seen = []
+    step = ops.compile(lambda x: seen.append(ops.numerics()) or x)
+    step(ops.zeros((1,)))
+    report["in_a_float32_step"], report["after_a_float32_step"] = seen[0], user.numerics()
+    result = api.train(name, device=device, num_epochs=1, num_hiddens=8, pred_period=1,
+                       pred_len=2, verbose=False)
+    api.generate(result, result.config.prefixes[0], 3)
+    report["after_train_and_generate"] = user.numerics()
+report["process_after"] = ops.numerics()
+deterministic = get_backend(name, device, deterministic=True)
+with deterministic.numerics_scope():
+    report["deterministic"] = deterministic.numerics()
+report["after_deterministic"] = ops.numerics()
 cls = getattr(sys.modules[type(ops).__module__], type(ops).__name__)    # as reloaded
 cls.gpu_count = staticmethod(lambda: 1)                 # a pretended GPU: the GPU settings
 if has(name, "gpu"):
-    report["gpu_tf32"] = get_backend(name, "gpu", precision="tf32", deterministic=True).numerics()
-    report["gpu_default"] = get_backend(name, "gpu").numerics()
+    for key, numerics in (("gpu_tf32", {"precision": "tf32", "deterministic": True}),
+                          ("gpu_default", {})):
+        gpu = get_backend(name, "gpu", **numerics)
+        with gpu.numerics_scope():
+            report[key] = gpu.numerics()
 print(json.dumps(report))
 """
 
@@ -134,7 +150,7 @@ def test_a_backend_computes_in_ieee_float32_by_default(backend_name):
     report = numerics_report(backend_name)
     assert report["options"] == ["float32", False]
     assert report["default"]["tf32"] in (None, False)
-    assert report["after_a_float32_step"]["tf32"] in (None, False)
+    assert report["in_a_float32_step"]["tf32"] in (None, False)
 
 
 def test_tf32_and_determinism_only_when_asked_for(backend_name):
@@ -156,6 +172,15 @@ def test_a_framework_with_a_gpu_has_both_switches_on_the_gpu(backend_name):
 def test_importing_rnn_core_leaves_the_frameworks_switches_alone(backend_name):
     report = numerics_report(backend_name)
     assert report["after_imports"] == report["tf32"]
+
+
+def test_calling_rnn_core_leaves_the_frameworks_switches_as_they_were(backend_name):
+    """A float32 step, training and generation put back a user's TF32 setting (a notebook's
+    ``torch.backends.cuda.matmul.allow_tf32 = True`` stays); creating a backend sets nothing."""
+    report = numerics_report(backend_name)
+    assert report["after_a_float32_step"] == report["tf32"]
+    assert report["after_train_and_generate"] == report["tf32"]
+    assert report["process_after"] == report["after_deterministic"] == report["process"]
 
 
 def tool(*args):
