@@ -12,7 +12,8 @@ import sys
 
 # profile -> (oldest Python, newest Python) it installs on
 PYTHONS = {"all": ((3, 11), (3, 11)), "current": ((3, 12), (3, 14))}
-TOO_NEW = "PyTorch 2.13, the pinned release, has no wheels for 3.15 and later"
+TOO_NEW = ("PyTorch 2.13, the pinned release, has no wheels for 3.15 and later, nor have "
+           "TensorFlow and tensorstore, which Flax needs")
 FRAMEWORKS = {
     "all": ("numpy", "torch", "tf", "mxnet", "jax"),     # NumPy 1.23
     "current": ("numpy", "torch", "tf", "jax"),          # NumPy 2: no MXNet
