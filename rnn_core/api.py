@@ -22,9 +22,11 @@ process-wide state: figures are built with matplotlib's object-oriented API (in 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
@@ -42,6 +44,44 @@ from rnn_core.train import (EpochResult, TrainConfig, book_defaults, epochs, mak
                             resolve_grad, train_and_predict_rnn, weight_shapes)
 
 SETTINGS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+
+# The errors that the core and the backends raise name the command line's options (``lower --lr``,
+# ``use --device cpu``); a notebook's user gave keywords instead. The options whose keyword is not
+# the option's words joined by '_' (``--batch-size``: ``batch_size``):
+KEYWORDS = {"epochs": "num_epochs", "hidden": "num_hiddens", "clip": "clipping_theta",
+            "layers": "num_layers"}
+_OPTION = re.compile(r"(?<![\w=-])--([a-z][a-z0-9-]*)(?![\w=])"        # --device, not --xla_...
+                     r"(?: (cpu|gpu|auto|scratch|concise|autograd|bptt|\d+)\b)?")  # and a value
+
+
+def in_api_terms(message: str) -> str:
+    """``message`` with each command-line option written as this API's keyword: ``use --device
+    cpu`` -> ``use device='cpu'``, ``lower --lr (now 100.0)`` -> ``lower lr (now 100.0)``."""
+    def keyword(match):
+        option, value = match.groups()
+        name = KEYWORDS.get(option, option.replace("-", "_"))
+        if value is None:
+            return name
+        return f"{name}={value}" if value.isdigit() else f"{name}={value!r}"
+
+    return _OPTION.sub(keyword, message)
+
+
+def _api_terms(fn: Callable) -> Callable:
+    """``fn``, whose :class:`RNNCoreError` names the API's keywords, not the command line's
+    options (``fn.__wrapped__`` keeps the options' words, for the tools that call it)."""
+    @functools.wraps(fn)
+    def with_keywords(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except RNNCoreError as error:
+            error.args = tuple(in_api_terms(a) if isinstance(a, str) else a for a in error.args)
+            for part in ("facts", "fix"):               # TrainingDiverged, CorpusTooShort
+                if isinstance(getattr(error, part, None), str):
+                    setattr(error, part, in_api_terms(getattr(error, part)))
+            raise
+
+    return with_keywords
 
 
 @dataclass
@@ -105,6 +145,7 @@ def available_backends(names: Iterable[str] = BACKEND_NAMES) -> list:
     return [canonical_name(name) for name in names if is_installed(name)]
 
 
+@_api_terms
 def make_config(**settings) -> TrainConfig:
     """The book's :class:`TrainConfig` for ``settings['model']`` and ``settings['optimizer']``
     (default scratch and SGD), with the other ``settings`` put in. An unknown name is refused."""
@@ -152,6 +193,7 @@ def check_setting(name: str, value) -> None:
                            "example prefixes=('分开', '不分开')")
 
 
+@_api_terms
 def train(backend: str = "numpy", corpus: str | os.PathLike | None = None, *,
           device: str = "auto", precision: str = "float32", deterministic: bool = False,
           max_chars: int = DEFAULT_MAX_CHARS, verbose: bool = True,
@@ -266,6 +308,7 @@ class Comparison:
         return "\n\n".join(blocks)
 
 
+@_api_terms
 def compare(backends: Sequence[str] | None = None, corpus: str | os.PathLike | None = None, *,
             device: str = "auto", precision: str = "float32", deterministic: bool = False,
             max_chars: int = DEFAULT_MAX_CHARS, verbose: bool = True,
@@ -315,11 +358,13 @@ def _train_for_comparison(name: str, corpus, config: TrainConfig, *, device: str
         del settings["prefixes"]
     if settings["model"] == "concise" and not has(name, "layers"):
         settings["model"] = "scratch"               # the same weights and maths
-    return train(name, corpus, device=device if has(name, "gpu") else "cpu",
-                 max_chars=max_chars, verbose=False, on_epoch=on_epoch, **(numerics or {}),
-                 **settings)
+    # train's errors as the core words them: compare's processes report them as the tool's
+    return train.__wrapped__(name, corpus, device=device if has(name, "gpu") else "cpu",
+                             max_chars=max_chars, verbose=False, on_epoch=on_epoch,
+                             **(numerics or {}), **settings)
 
 
+@_api_terms
 def generate(source: TrainResult | str | os.PathLike, prefix: str, num_chars: int = 50, *,
              backend: str | None = None, device: str = "auto", precision: str = "float32",
              temperature: float | None = None,

@@ -161,6 +161,36 @@ def test_a_setting_of_the_wrong_kind_or_range_is_one_line_naming_it(setting, val
     assert api.make_config(num_hiddens=np.int64(8), lr=np.float32(0.5)).num_hiddens == 8
 
 
+# Mistakes whose fix names a setting; the reference backend (NumPy) has no GPU build, no RNN
+# layer and no autograd, which three of them need.
+API_MISTAKES = [
+    ({"lr": 1e30, "num_epochs": 2}, "lower lr (now 1e+30) or clipping_theta (now "),
+    ({"batch_size": 100000}, "(or max_chars=0 to keep all of it), or a smaller batch_size or "
+                             "num_steps"),
+    ({"device": "gpu"}, "use device='cpu'"),
+    ({"model": "concise"}, "use model='scratch'"),
+    ({"grad": "autograd"}, "use grad='bptt'"),
+]
+
+
+@pytest.mark.parametrize("settings,fix", API_MISTAKES)
+def test_the_apis_errors_name_its_keywords_not_the_command_lines_options(settings, fix):
+    """A notebook's user gave ``lr=``, not ``--lr``: the fix says ``lower lr``, where the tools
+    say ``lower --lr``."""
+    assert not any(has(REFERENCE, need) for need in ("gpu", "layers", "autograd"))
+    with pytest.raises(RNNCoreError) as error:
+        api.train(REFERENCE, num_hiddens=8, verbose=False, **settings)
+    assert fix in str(error.value) and " --" not in str(error.value), str(error.value)
+
+
+def test_compares_processes_keep_the_command_lines_options():
+    """``python -m rnn_core.compare`` runs each backend through the API's code: its errors keep
+    the tool's options."""
+    config = api.make_config(num_hiddens=8, num_epochs=2, lr=1e30)
+    with pytest.raises(RNNCoreError, match=r"lower --lr \(now 1e\+30\) or --clip"):
+        api._train_for_comparison(REFERENCE, None, config, device="cpu", max_chars=10_000)
+
+
 def test_the_default_prefixes_are_the_corpus_own_as_runs(tmp_path):
     """Without ``prefixes=``, a corpus's own (a file's first word), as ``run`` and ``compare``
     take them; a string is one prefix; generate writes a prefix as the corpus's preprocessing
