@@ -111,6 +111,11 @@ with user.numerics_scope():
     api.generate(result, result.config.prefixes[0], 3)
     report["after_train_and_generate"] = user.numerics()
 report["process_after"] = ops.numerics()
+try:
+    with ops.numerics_scope():
+        raise ValueError("an error, or Ctrl-C, inside a step")
+except ValueError:
+    report["after_an_error"] = ops.numerics()
 deterministic = get_backend(name, device, deterministic=True)
 with deterministic.numerics_scope():
     report["deterministic"] = deterministic.numerics()
@@ -181,6 +186,7 @@ def test_calling_rnn_core_leaves_the_frameworks_switches_as_they_were(backend_na
     assert report["after_a_float32_step"] == report["tf32"]
     assert report["after_train_and_generate"] == report["tf32"]
     assert report["process_after"] == report["after_deterministic"] == report["process"]
+    assert report["after_an_error"] == report["process"]
 
 
 def tool(*args):
