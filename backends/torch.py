@@ -50,14 +50,16 @@ class TorchOps:
         """TF32 in CUDA products and cuDNN as ``precision`` says, and deterministic algorithms
         if asked for on a GPU, until the block ends; then the process's own settings again. On
         the CPU PyTorch's kernels repeat bit for bit already, and the deterministic switch is left
-        alone: it imports torch's compiler stack, whose Triton crashes a CUDA build's process
-        where JAX or TensorFlow was loaded first."""
+        alone."""
         determinism = self.deterministic and self._device.type == "cuda"
         saved = _tf32_settings(), (_deterministic_settings() if determinism else None)
         try:
             _allow_tf32(self.precision == "tf32")
             if determinism:
-                torch.use_deterministic_algorithms(True)
+                # use_deterministic_algorithms(True)'s switch for eager ops, without its setting
+                # for torch.compile, which would import the compiler stack: its Triton crashes a
+                # CUDA build's process where JAX or TensorFlow was loaded first
+                torch.set_deterministic_debug_mode("error")
                 torch.backends.cudnn.benchmark = False      # the same cuDNN algorithm every run
             yield
         finally:
@@ -171,7 +173,13 @@ class TorchOps:
         the CPU, the Python loop."""
         if self._device.type != "cuda":
             return python_loop(self, f)
-        return replay_loop(self, f, _capture_cuda_graph)
+        replayed = replay_loop(self, f, _capture_cuda_graph)
+
+        def run(carry, xs):
+            with self.numerics_scope():     # the capture records the kernels these settings pick
+                return replayed(carry, xs)
+
+        return run
 
     def graph(self, fn):
         return fn
@@ -336,13 +344,12 @@ def _restore_tf32_settings(saved):
 
 
 def _deterministic_settings():
-    return (torch.are_deterministic_algorithms_enabled(),
-            torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark)
+    return torch.get_deterministic_debug_mode(), torch.backends.cudnn.benchmark
 
 
 def _restore_deterministic_settings(saved):
-    enabled, warn_only, benchmark = saved
-    torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+    mode, benchmark = saved                 # 0: off, 1: on with warnings, 2: on
+    torch.set_deterministic_debug_mode(mode)
     torch.backends.cudnn.benchmark = benchmark
 
 

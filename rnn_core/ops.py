@@ -238,8 +238,8 @@ class RecurrentLayer(Protocol):
 
 def in_numerics_scope(fn: Callable) -> Callable:
     """``fn(ops, ...)`` run within ``ops.numerics_scope()``: the core's functions that compute
-    (training, the identity, the bench's rates) do so with the backend's numerics, and leave the
-    process's own as they were."""
+    outside a training step (the identity, the bench's rates) do so with the backend's numerics,
+    and leave the process's own as they were."""
     @functools.wraps(fn)
     def within(ops, *args, **kwargs):
         with ops.numerics_scope():

@@ -29,7 +29,7 @@ from rnn_core.cells import BOOK_SETTINGS
 from rnn_core.concise import ConciseRNN
 from rnn_core.data import Corpus
 from rnn_core.errors import RNNCoreError, TrainingDiverged, interruption
-from rnn_core.ops import Ops, in_numerics_scope
+from rnn_core.ops import Ops
 from rnn_core.optim import make_optimizer
 
 
@@ -141,8 +141,22 @@ def make_train_step(ops: Ops, vocab_size: int, config: TrainConfig, *,
                     compiled: bool = True) -> Callable:
     """``step(params, opt_state, state, X, Y) -> (params, opt_state, state, loss)``: one
     optimiser step on one minibatch, a pure tensor function, compiled by the backend unless the
-    book's path is asked for (or ``compiled`` is False). ``opt_state`` starts as
-    ``make_optimizer(...).init(params)``."""
+    book's path is asked for (or ``compiled`` is False), and run with the backend's numerics
+    (``ops.numerics_scope()``). ``opt_state`` starts as ``make_optimizer(...).init(params)``."""
+    step = optimiser_step(ops, vocab_size, config)
+    if not config.book_path and compiled:
+        return ops.compile(step)            # a compiled step enters the scope itself
+
+    def scoped(*args):
+        with ops.numerics_scope():
+            return step(*args)
+
+    return scoped
+
+
+def optimiser_step(ops: Ops, vocab_size: int, config: TrainConfig) -> Callable:
+    """:func:`make_train_step`'s step as a plain function, for a caller that compiles it or runs
+    it within its own numerics scope."""
     grad = resolve_grad(ops, config)
     forward = make_forward(ops, vocab_size, config)
     optimizer = make_optimizer(ops, config.optimizer, config.lr)
@@ -166,7 +180,7 @@ def make_train_step(ops: Ops, vocab_size: int, config: TrainConfig, *,
         params, opt_state = optimizer.update(params, grads, opt_state)
         return params, opt_state, state, l
 
-    return step if config.book_path or not compiled else ops.compile(step)
+    return step
 
 
 def make_train_epoch(ops: Ops, vocab_size: int, config: TrainConfig) -> Callable:
@@ -176,8 +190,9 @@ def make_train_epoch(ops: Ops, vocab_size: int, config: TrainConfig) -> Callable
 
     The fast path is one program for the whole epoch where the framework compiles loops
     (:meth:`rnn_core.ops.Ops.compile_loop`), and reads the losses back once. The book's path runs
-    step by step and reads each loss as soon as its step is done, as the book does."""
-    step = make_train_step(ops, vocab_size, config, compiled=False)
+    step by step and reads each loss as soon as its step is done, as the book does. Either runs
+    with the backend's numerics (``ops.numerics_scope()``)."""
+    step = optimiser_step(ops, vocab_size, config)
     check_sampling(config.sampling)
     fresh_state = config.sampling == "random"
 
@@ -194,6 +209,10 @@ def make_train_epoch(ops: Ops, vocab_size: int, config: TrainConfig) -> Callable
     loop = None if config.book_path else ops.compile_loop(minibatch)
 
     def epoch(params, opt_state, batches):
+        with ops.numerics_scope():
+            return run_epoch(params, opt_state, batches)
+
+    def run_epoch(params, opt_state, batches):
         state = model.init_state(ops, params, config.batch_size)
         if not batches:
             return params, opt_state, np.zeros(0)
@@ -261,7 +280,6 @@ def diverged_fix(config: TrainConfig) -> str:
     return f"lower --lr (now {config.lr}) or --clip (now {config.clipping_theta})"
 
 
-@in_numerics_scope
 def first_losses(ops: Ops, corpus: Corpus, config: TrainConfig, num_batches: int, params=None):
     """The losses of the first ``num_batches`` optimiser steps (over as many epochs as that
     takes) from the configured initial weights, or ``params``; and the weights after them."""
@@ -281,7 +299,6 @@ def first_losses(ops: Ops, corpus: Corpus, config: TrainConfig, num_batches: int
     return np.array(losses), params
 
 
-@in_numerics_scope
 def train_and_predict_rnn(ops: Ops, corpus: Corpus, config: TrainConfig,
                           log: Callable[[str], None] = print, params=None, *,
                           resume=None, save=None, on_epoch: Callable | None = None):

@@ -82,8 +82,9 @@ def test_an_unknown_precision_is_refused():
 # them, within a scope that stands for a user's own setting, and outside every scope.
 NUMERICS = r"""
 import importlib, json, pkgutil, sys
+import numpy as np
 import rnn_core
-from rnn_core import api, get_backend
+from rnn_core import api, get_backend, model, train
 from rnn_core.backend import has
 
 name, device = sys.argv[1:]
@@ -106,10 +107,24 @@ with user.numerics_scope():
     step = ops.compile(lambda x: seen.append(ops.numerics()) or x)
     step(ops.zeros((1,)))
     report["in_a_float32_step"], report["after_a_float32_step"] = seen[0], user.numerics()
+    in_products, in_callbacks = [], []
+    product = ops.matmul        # the book's path on the hand-written gradient: every product
+    ops.matmul = lambda a, b: in_products.append(ops.numerics()) or product(a, b)
+    config = train.TrainConfig(num_hiddens=4, batch_size=2, num_steps=3, book_path=True,
+                               grad="bptt")
+    params = model.get_params(ops, 5, 4, 0, **train.model_spec(config))
+    batches = [(np.zeros((2, 3), np.int64), np.ones((2, 3), np.int64))]
+    train.make_train_epoch(ops, 5, config)(params, (), batches)
+    train.make_train_step(ops, 5, config)(params, (), model.init_state(ops, params, 2),
+                                          *map(ops.asarray, batches[0]))
+    del ops.matmul
+    report["in_book_products"] = sorted(map(json.dumps, in_products))
     result = api.train(name, device=device, num_epochs=1, num_hiddens=8, pred_period=1,
-                       pred_len=2, verbose=False)
+                       pred_len=2, verbose=False,
+                       on_epoch=lambda *_: in_callbacks.append(user.numerics()))
     api.generate(result, result.config.prefixes[0], 3)
     report["after_train_and_generate"] = user.numerics()
+    report["in_on_epoch"] = in_callbacks[0]
 report["process_after"] = ops.numerics()
 try:
     with ops.numerics_scope():
@@ -156,6 +171,8 @@ def test_a_backend_computes_in_ieee_float32_by_default(backend_name):
     assert report["options"] == ["float32", False]
     assert report["default"]["tf32"] in (None, False)
     assert report["in_a_float32_step"]["tf32"] in (None, False)
+    assert report["in_book_products"] and all(         # an epoch's and a step's, by hand
+        json.loads(seen)["tf32"] in (None, False) for seen in report["in_book_products"])
 
 
 def test_tf32_and_determinism_only_when_asked_for(backend_name):
@@ -185,6 +202,7 @@ def test_calling_rnn_core_leaves_the_frameworks_switches_as_they_were(backend_na
     report = numerics_report(backend_name)
     assert report["after_a_float32_step"] == report["tf32"]
     assert report["after_train_and_generate"] == report["tf32"]
+    assert report["in_on_epoch"] == report["tf32"]     # a user's callback runs with the user's
     assert report["process_after"] == report["after_deterministic"] == report["process"]
     assert report["after_an_error"] == report["process"]
 
