@@ -12,7 +12,7 @@ from tensorflow.python.framework import config as _op_determinism  # its getter 
 
 from rnn_core.cells import get_cell
 from rnn_core.errors import DeviceUnavailable
-from rnn_core.ops import python_scan
+from rnn_core.ops import python_scan, within_numerics
 
 
 class TFOps:
@@ -184,12 +184,7 @@ class TFOps:
                 return fn(*args)
 
         compiled = tf.function(on_device, autograph=False)  # the core has no tensor-valued `if`
-
-        def step(*args):
-            with self.numerics_scope():
-                return compiled(*args)
-
-        return step
+        return within_numerics(self, compiled)          # TF32 is read as the graph runs
 
 
 # (cell, variant) -> Keras's layer, its options, and how it stores one layer's weights

@@ -12,7 +12,7 @@ import torch
 from rnn_core.cells import get_cell
 from rnn_core.concise import no_layer
 from rnn_core.errors import DeviceUnavailable, RNNCoreError
-from rnn_core.ops import python_loop, python_scan
+from rnn_core.ops import python_loop, python_scan, within_numerics
 
 
 class TorchOps:
@@ -173,24 +173,14 @@ class TorchOps:
         the CPU, the Python loop."""
         if self._device.type != "cuda":
             return python_loop(self, f)
-        replayed = replay_loop(self, f, _capture_cuda_graph)
-
-        def run(carry, xs):
-            with self.numerics_scope():     # the capture records the kernels these settings pick
-                return replayed(carry, xs)
-
-        return run
+        # within the numerics scope: the capture records the kernels that its settings pick
+        return within_numerics(self, replay_loop(self, f, _capture_cuda_graph))
 
     def graph(self, fn):
         return fn
 
     def compile(self, fn):
-        # Nothing to compile in PyTorch; the step sets the numerics it runs with.
-        def step(*args):
-            with self.numerics_scope():
-                return fn(*args)
-
-        return step
+        return within_numerics(self, fn)   # nothing to compile; the step sets its numerics
 
 
 def replay_loop(ops, f, capture):

@@ -236,6 +236,17 @@ class RecurrentLayer(Protocol):
         ``(num_steps * batch, vocab)``, rows time-major, and the last state, canonical."""
 
 
+def within_numerics(ops: Ops, fn: Callable) -> Callable:
+    """``fn``, each call of which runs within ``ops.numerics_scope()``: a step or an epoch that
+    computes with the backend's numerics and leaves the process's own as they were."""
+    @functools.wraps(fn)
+    def within(*args, **kwargs):
+        with ops.numerics_scope():
+            return fn(*args, **kwargs)
+
+    return within
+
+
 def in_numerics_scope(fn: Callable) -> Callable:
     """``fn(ops, ...)`` run within ``ops.numerics_scope()``: the core's functions that compute
     outside a training step (the identity, the bench's rates) do so with the backend's numerics,

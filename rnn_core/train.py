@@ -29,7 +29,7 @@ from rnn_core.cells import BOOK_SETTINGS
 from rnn_core.concise import ConciseRNN
 from rnn_core.data import Corpus
 from rnn_core.errors import RNNCoreError, TrainingDiverged, interruption
-from rnn_core.ops import Ops
+from rnn_core.ops import Ops, within_numerics
 from rnn_core.optim import make_optimizer
 
 
@@ -146,12 +146,7 @@ def make_train_step(ops: Ops, vocab_size: int, config: TrainConfig, *,
     step = optimiser_step(ops, vocab_size, config)
     if not config.book_path and compiled:
         return ops.compile(step)            # a compiled step enters the scope itself
-
-    def scoped(*args):
-        with ops.numerics_scope():
-            return step(*args)
-
-    return scoped
+    return within_numerics(ops, step)
 
 
 def optimiser_step(ops: Ops, vocab_size: int, config: TrainConfig) -> Callable:
@@ -209,10 +204,6 @@ def make_train_epoch(ops: Ops, vocab_size: int, config: TrainConfig) -> Callable
     loop = None if config.book_path else ops.compile_loop(minibatch)
 
     def epoch(params, opt_state, batches):
-        with ops.numerics_scope():
-            return run_epoch(params, opt_state, batches)
-
-    def run_epoch(params, opt_state, batches):
         state = model.init_state(ops, params, config.batch_size)
         if not batches:
             return params, opt_state, np.zeros(0)
@@ -227,7 +218,7 @@ def make_train_epoch(ops: Ops, vocab_size: int, config: TrainConfig) -> Callable
         (params, opt_state, _), losses = loop((params, opt_state, state), (Xs, Ys))
         return params, opt_state, ops.to_numpy(losses).reshape(-1).astype(np.float64)
 
-    return epoch
+    return within_numerics(ops, epoch)
 
 
 def init_optimizer_state(ops: Ops, config: TrainConfig, params):
