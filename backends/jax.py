@@ -182,12 +182,9 @@ class JaxOps:
         for every step (an LSTM step of 35 time steps took 37 s to compile). Eager, a Python loop:
         a ``lax.scan`` of a new function is traced and compiled on every call, and generation
         calls the model once per character."""
-        leaves = jax.tree_util.tree_leaves((carry, xs))
-        if len(xs) < 2 or not any(isinstance(x, jax.core.Tracer) for x in leaves):
-            return python_scan(f, carry, xs)
-        stacked = jax.tree.map(lambda *steps: jnp.stack(steps), *xs)    # (num_steps, ...)
-        carry, ys = jax.lax.scan(f, carry, stacked)
-        return carry, [jax.tree.map(lambda y: y[t], ys) for t in range(len(xs))]
+        if not any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves((carry, xs))):
+            return python_scan(self, f, carry, xs)
+        return jax.lax.scan(f, carry, xs)
 
     def compile_loop(self, f):
         """The epoch as one XLA program, a ``lax.scan`` over the minibatches, because between

@@ -174,7 +174,7 @@ class MXNetOps:
         return GluonRecurrentLayer(cell, variant, num_layers, input_size, num_hiddens, vocab_size)
 
     def scan(self, f, carry, xs, /):
-        return python_scan(f, carry, xs)    # unrolled into graph()'s trace
+        return python_scan(self, f, carry, xs)    # unrolled into graph()'s trace
 
     def compile_loop(self, f):
         return python_loop(self, f)       # autograd cannot run inside a CachedOp

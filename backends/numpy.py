@@ -131,7 +131,7 @@ class NumpyOps:
             "on numpy, use --model scratch")
 
     def scan(self, f, carry, xs, /):
-        return python_scan(f, carry, xs)
+        return python_scan(self, f, carry, xs)
 
     def compile_loop(self, f):
         return python_loop(self, f)

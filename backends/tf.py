@@ -153,7 +153,7 @@ class TFOps:
                                    self.numerics_scope)
 
     def scan(self, f, carry, xs, /):
-        return python_scan(f, carry, xs)    # compile() unrolls it into the step's graph
+        return python_scan(self, f, carry, xs)    # compile() unrolls it into the step's graph
 
     def graph(self, fn):
         return fn             # compile() makes the whole step one graph

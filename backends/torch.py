@@ -164,7 +164,7 @@ class TorchOps:
                                    vocab_size, self._device, self.numerics_scope)
 
     def scan(self, f, carry, xs, /):
-        return python_scan(f, carry, xs)
+        return python_scan(self, f, carry, xs)
 
     def compile_loop(self, f):
         """On a GPU, the minibatch step captured once as a CUDA graph and replayed for each

@@ -41,9 +41,10 @@ def loss_and_grad_bptt(ops: Ops, params, state: tuple, X: Tensor, Y: Tensor, voc
     rows = [slice(t * batch_size, (t + 1) * batch_size) for t in range(num_steps)]  # step t
 
     # Forward, keeping every layer's H_t and what each step saved.
-    all_Hs, all_saved, new_state = model.run_layers(ops, X, state, params, onehot=onehot)
-    Hs = all_Hs[-1]                                            # num_steps × (batch, hidden)
-    H = ops.concat(Hs, axis=0)                                 # (n, hidden), time-major rows
+    all_Hs, all_saved, new_state = model.run_layers(ops, X, state, params, onehot=onehot,
+                                                    keep=True)
+    H = ops.reshape(all_Hs[-1], (n, -1))                       # (n, hidden), time-major rows
+    Hs = ops.unstack(all_Hs[-1])                               # num_steps × (batch, hidden)
     if per_step:
         O = ops.concat([ops.matmul(H_t, W_hq) + b_q for H_t in Hs], axis=0)
     else:
@@ -90,11 +91,12 @@ def loss_and_grad_bptt(ops: Ops, params, state: tuple, X: Tensor, Y: Tensor, voc
     return (loss, new_state), type(params)(**grads)
 
 
-def _back_through_time(ops: Ops, step_back, saved: list, dH_out: list, state_size: int):
+def _back_through_time(ops: Ops, step_back, saved: tuple, dH_out: list, state_size: int):
     """One layer's steps backwards: each step's ``dH_t`` is what its output receives plus what
     step t+1 sends back (the state gradient that reaches step 1 is dropped: the state came from
-    the previous batch, detached). Returns ``dA[gate][t]`` and ``products[name] = ([U_t],
-    [G_t])``."""
+    the previous batch, detached). ``saved`` is what the steps saved, each tensor stacked over
+    the steps. Returns ``dA[gate][t]`` and ``products[name] = ([U_t], [G_t])``."""
+    saved = list(zip(*(ops.unstack(s) for s in saved)))       # step t's saved tensors
     num_steps = len(saved)
     dA, products, d_next = None, {}, None
     for t in reversed(range(num_steps)):
@@ -118,7 +120,8 @@ def _input_weight_grad(ops: Ops, X, X_in, dA_steps: list, dA_all, vocab_size: in
                        onehot: bool):
     """``Σ_t X_tᵀ · dA_t`` for one gate: by character (layer 1) or as one product (layer l > 1)."""
     if X_in is not None:                                       # (hidden, hidden)
-        return ops.matmul(ops.matrix_transpose(ops.concat(X_in, axis=0)), dA_all)
+        X_in = ops.reshape(X_in, (-1, X_in.shape[-1]))         # (n, hidden), time-major rows
+        return ops.matmul(ops.matrix_transpose(X_in), dA_all)
     if onehot:
         X_onehot = to_onehot(ops, X, vocab_size)               # num_steps × (batch, vocab)
         return sum(ops.matmul(ops.matrix_transpose(X_t), dA_t)

@@ -174,34 +174,37 @@ def to_onehot(ops: Ops, X: Tensor, vocab_size: int) -> list:
 
 
 def input_parts(ops: Ops, cell: Cell, p, inputs, *, onehot: bool = False) -> list:
-    """``X_t · W_x? + b_?`` of every gate (outer list) and step (inner list), ``(batch, hidden)``.
+    """``X_t · W_x? + b_?`` of every gate, each stacked over the steps: ``(num_steps, batch,
+    hidden)``.
 
     ``inputs`` are integer characters ``X (batch, num_steps)`` (layer 1) or a lower layer's
-    states, a list of ``(batch, hidden)``. Characters pick rows of ``W_x?`` with ``take`` (or, with
-    ``onehot``, the book's one-hot products); states are multiplied all steps at once (or, with
-    ``onehot``, the book's path, step by step). A bias is added to all steps at once, ``(X_t·W +
-    b) + H·W_h``: the same sum as the book's, with one bias addition (and gradient) per layer."""
-    if isinstance(inputs, list):                                 # a lower layer's H_t
+    states ``H (num_steps, batch, hidden)``. Characters pick rows of ``W_x?`` with ``take`` (or,
+    with ``onehot``, the book's one-hot products); states are multiplied all steps at once (or,
+    with ``onehot``, the book's path, step by step). A bias is added to all steps at once, ``(X_t·W
+    + b) + H·W_h``: the same sum as the book's, with one bias addition (and gradient) per layer."""
+    if len(inputs.shape) == 3:                                   # a lower layer's H
         if onehot:
-            return [[ops.matmul(H, getattr(p, W)) + getattr(p, b) for H in inputs]
-                    for W, b in cell.gates]
-        num_steps, batch = len(inputs), inputs[0].shape[0]
-        H = ops.concat(inputs, axis=0)                           # (num_steps * batch, hidden)
-        return [ops.unstack(ops.reshape(ops.linear(H, getattr(p, W), getattr(p, b)),
-                                        (num_steps, batch, -1))) for W, b in cell.gates]
+            return [ops.stack([ops.matmul(H_t, getattr(p, W)) + getattr(p, b)
+                               for H_t in ops.unstack(inputs)]) for W, b in cell.gates]
+        num_steps, batch, num_hiddens = inputs.shape
+        H = ops.reshape(inputs, (num_steps * batch, num_hiddens))    # time-major rows
+        return [ops.reshape(ops.linear(H, getattr(p, W), getattr(p, b)), (num_steps, batch, -1))
+                for W, b in cell.gates]
     if onehot:
         X_onehot = to_onehot(ops, inputs, getattr(p, cell.gates[0][0]).shape[0])
-        return [[ops.matmul(X_t, getattr(p, W)) + getattr(p, b) for X_t in X_onehot]
+        return [ops.stack([ops.matmul(X_t, getattr(p, W)) + getattr(p, b) for X_t in X_onehot])
                 for W, b in cell.gates]
     X_T = ops.matrix_transpose(inputs)                           # (num_steps, batch)
-    return [ops.unstack(ops.take(getattr(p, W), X_T) + getattr(p, b)) for W, b in cell.gates]
+    return [ops.take(getattr(p, W), X_T) + getattr(p, b) for W, b in cell.gates]
 
 
-def run_layers(ops: Ops, X: Tensor, state: tuple, params, *, onehot: bool = False):
+def run_layers(ops: Ops, X: Tensor, state: tuple, params, *, onehot: bool = False,
+               keep: bool = False):
     """Every layer over every step: returns ``(Hs, saved, state)``, with ``Hs[l]`` layer ``l``'s
-    ``[H_1, ..., H_T]`` (each ``(batch, hidden)``), ``saved[l]`` what each of its steps saved for
-    the backward pass, and the new state. A layer's steps are the loop ``ops.scan`` runs: a
-    Python loop, or, inside JAX's compiled step, one ``lax.scan``."""
+    states ``[H_1; …; H_T]`` stacked, ``(num_steps, batch, hidden)``, ``saved[l]`` (with
+    ``keep``, else ``None``) what its steps saved for the backward pass, each tensor stacked over
+    the steps, and the new state. A layer's steps are the loop ``ops.scan`` runs: a Python loop,
+    or, inside JAX's compiled step, one ``lax.scan``."""
     cell, _ = architecture(params)
     k = cell.state_size
     all_Hs, all_saved, new_state = [], [], []
@@ -209,12 +212,10 @@ def run_layers(ops: Ops, X: Tensor, state: tuple, params, *, onehot: bool = Fals
     for l, p in enumerate(layers(params)):
         def step(layer_state, xw, p=p):                          # xw: one step's input parts
             layer_state, kept = cell.step(ops, p, xw, layer_state)
-            return layer_state, (layer_state[0], kept)
+            return layer_state, ((layer_state[0], kept) if keep else (layer_state[0], None))
 
-        parts = list(zip(*input_parts(ops, cell, p, inputs, onehot=onehot)))
-        layer_state, outputs = ops.scan(step, tuple(state[l * k:(l + 1) * k]), parts)
-        Hs = [H for H, _ in outputs]
-        saved = [kept for _, kept in outputs]
+        parts = tuple(input_parts(ops, cell, p, inputs, onehot=onehot))
+        layer_state, (Hs, saved) = ops.scan(step, tuple(state[l * k:(l + 1) * k]), parts)
         all_Hs.append(Hs)
         all_saved.append(saved)
         new_state.extend(layer_state)
@@ -223,8 +224,8 @@ def run_layers(ops: Ops, X: Tensor, state: tuple, params, *, onehot: bool = Fals
 
 
 def hidden_states(ops: Ops, X: Tensor, state: tuple, params, *, onehot: bool = False):
-    """``([H_1, ..., H_T], state)``: the top layer's states, each ``(batch, hidden)``, and the new
-    state, for integer ``X (batch, num_steps)``."""
+    """``(H, state)``: the top layer's states ``H (num_steps, batch, hidden)`` and the new state,
+    for integer ``X (batch, num_steps)``."""
     Hs, _, state = run_layers(ops, X, state, params, onehot=onehot)
     return Hs[-1], state
 
@@ -237,12 +238,12 @@ def forward(ops: Ops, X: Tensor, state: tuple, params, vocab_size: int, *,
     if onehot and num_layers == 1:                 # the book's own function
         outputs, state = cell.book(ops, to_onehot(ops, X, vocab_size), state, params)
         return ops.concat(outputs, axis=0), state
-    Hs, state = hidden_states(ops, X, state, params, onehot=onehot)
+    H, state = hidden_states(ops, X, state, params, onehot=onehot)   # (num_steps, batch, hidden)
     if per_step:
-        outputs = [ops.matmul(H, params.W_hq) + params.b_q for H in Hs]
+        outputs = [ops.matmul(H_t, params.W_hq) + params.b_q for H_t in ops.unstack(H)]
         return ops.concat(outputs, axis=0), state
-    O = ops.linear(ops.concat(Hs, axis=0), params.W_hq, params.b_q)  # (num_steps*batch, vocab)
-    return O, state
+    H = ops.reshape(H, (-1, H.shape[-1]))                       # (num_steps * batch, hidden)
+    return ops.linear(H, params.W_hq, params.b_q), state         # (num_steps * batch, vocab)
 
 
 def labels(ops: Ops, Y: Tensor) -> Tensor:

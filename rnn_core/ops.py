@@ -179,12 +179,15 @@ class Ops(Protocol):
         none; PyTorch's and Gluon's GRU compute only the reset-after formula)."""
 
     # ---- compiling and loops ----------------------------------------------------------------
-    def scan(self, f: Callable, carry: Any, xs: Sequence, /) -> Tuple[Any, list]:
-        """The loop over time steps: ``for x in xs: carry, y = f(carry, x)``, returning ``(carry,
-        [y, ...])``. ``carry``, each ``x`` and each ``y`` are tensors or tuples of them, each ``x``
-        shaped alike, and so each ``y``. Most backends run it as that Python loop
+    def scan(self, f: Callable, carry: Any, xs: tuple, /) -> Tuple[Any, Any]:
+        """The loop over time steps, as JAX's ``lax.scan``: ``xs`` is a tuple of tensors
+        ``(num_steps, ...)``, one step or more; ``f(carry, x_t) -> (carry, y_t)`` with ``x_t =
+        tuple(x[t] for x in xs)``; returns ``(carry, ys)``, with ``ys`` the steps' ``y_t``
+        stacked along a new first axis. ``carry`` and each ``y_t`` are tensors or (nested)
+        tuples of them (``None`` stays ``None``). Most backends run it as that Python loop
         (:func:`python_scan`), which their compilers unroll. JAX, inside ``jax.jit``, runs it as
-        one ``lax.scan``, because unrolled, XLA compiles one copy of the cell per step."""
+        one ``lax.scan``, because unrolled, XLA compiles one copy of the cell per step; the
+        stacked inputs and outputs are its own, so no step is sliced out or joined again."""
 
     def compile_loop(self, f: Callable) -> Callable:
         """The loop over the minibatches of an epoch, as one program where the framework compiles
@@ -259,13 +262,20 @@ def in_numerics_scope(fn: Callable) -> Callable:
     return within
 
 
-def python_scan(f: Callable, carry: Any, xs: Sequence) -> Tuple[Any, list]:
+def python_scan(ops: Ops, f: Callable, carry: Any, xs: tuple) -> Tuple[Any, Any]:
     """:meth:`Ops.scan` as a Python loop: what a backend without a loop of its own runs."""
     ys = []
-    for x in xs:
-        carry, y = f(carry, x)
-        ys.append(y)
-    return carry, ys
+    for x_t in zip(*(ops.unstack(x) for x in xs)):
+        carry, y_t = f(carry, x_t)
+        ys.append(y_t)
+    return carry, _stack_steps(ops, ys)
+
+
+def _stack_steps(ops: Ops, ys: list):
+    """The steps' outputs, each a tensor, ``None`` or a tuple of them, stacked leaf by leaf."""
+    if isinstance(ys[0], tuple):
+        return tuple(_stack_steps(ops, [y[i] for y in ys]) for i in range(len(ys[0])))
+    return None if ys[0] is None else ops.stack(ys)
 
 
 def python_loop(ops: Ops, f: Callable) -> Callable:

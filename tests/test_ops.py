@@ -272,17 +272,16 @@ def test_linear_and_unstack(ops, rng):
 
 
 def _scan_problem(rng, steps=6):
-    """A recurrence shaped like a cell's loop: a tuple state, a tuple of input parts per step, and
-    per step an output and a saved tuple; ``loop`` runs it in NumPy."""
+    """A recurrence shaped like a cell's loop: a tuple state, a tuple of input parts stacked over
+    the steps, and per step an output and a saved tuple; ``loop`` runs it in NumPy."""
     W = rng.normal(scale=0.5, size=(4, 4)).astype(np.float32)
-    xs = [(rng.normal(size=(3, 4)).astype(np.float32), rng.normal(size=(3, 4)).astype(np.float32))
-          for _ in range(steps)]
+    xs = tuple(rng.normal(size=(steps, 3, 4)).astype(np.float32) for _ in range(2))
     state = (rng.normal(size=(3, 4)).astype(np.float32), np.zeros((3, 4), np.float32))
 
     def loop(W, state, xs, tanh, matmul):
         H, C = state
         ys = []
-        for a, b in xs:
+        for a, b in zip(*xs):
             C = C + tanh(a + matmul(H, W))
             H = tanh(b * C)
             ys.append((H, (C, a)))
@@ -291,12 +290,14 @@ def _scan_problem(rng, steps=6):
     return W, state, xs, loop
 
 
-def test_scan_runs_the_loop_over_steps(ops, rng):
-    """Eager and compiled (JAX's ``lax.scan`` runs only inside a trace): the loop's values."""
-    W, state, xs, loop = _scan_problem(rng)
+@pytest.mark.parametrize("steps", [6, 1])
+def test_scan_runs_the_loop_over_steps(ops, rng, steps):
+    """Eager and compiled (JAX's ``lax.scan`` runs only inside a trace): the loop's values, each
+    output stacked over the steps, and ``None`` kept as ``None``."""
+    W, state, xs, loop = _scan_problem(rng, steps)
     (H, C), ys = loop(W, state, xs, np.tanh, np.matmul)
     W_, state_ = ops.asarray(W), tuple(ops.asarray(s) for s in state)
-    xs_ = [tuple(ops.asarray(x) for x in step) for step in xs]
+    xs_ = tuple(ops.asarray(x) for x in xs)
 
     def scanned(W, state, xs):
         def f(carry, x):
@@ -304,10 +305,10 @@ def test_scan_runs_the_loop_over_steps(ops, rng):
             a, b = x
             C = C + ops.tanh(a + ops.matmul(H, W))
             H = ops.tanh(b * C)
-            return (H, C), (H, (C, a))
-        carry, outputs = ops.scan(f, state, xs)
-        return carry, (ops.stack([H for H, _ in outputs]), ops.stack([C for _, (C, _) in outputs]),
-                       ops.stack([a for _, (_, a) in outputs]))
+            return (H, C), (H, (C, a), None)
+        carry, (Hs, (Cs, As), nothing) = ops.scan(f, state, xs)
+        assert nothing is None
+        return carry, (Hs, Cs, As)
 
     for run in (scanned, ops.compile(scanned)):
         (gH, gC), (Hs, Cs, As) = run(W_, state_, xs_)
@@ -316,9 +317,6 @@ def test_scan_runs_the_loop_over_steps(ops, rng):
         close(ops, Hs, np.stack([y[0] for y in ys]))
         close(ops, Cs, np.stack([y[1][0] for y in ys]))
         close(ops, As, np.stack([y[1][1] for y in ys]), rtol=0, atol=0)
-    carry, outputs = ops.scan(lambda c, x: (c + x, c), ops.asarray(np.ones(2)), [])
-    close(ops, carry, np.ones(2, np.float32), rtol=0, atol=0)
-    assert outputs == []
 
 
 def test_gradients_flow_through_scan(autograd_ops, rng):
@@ -329,8 +327,7 @@ def test_gradients_flow_through_scan(autograd_ops, rng):
 
     def loss64(W):
         (H, _), _ = loop(W, [s.astype(np.float64) for s in state],
-                         [tuple(x.astype(np.float64) for x in step) for step in xs],
-                         np.tanh, np.matmul)
+                         tuple(x.astype(np.float64) for x in xs), np.tanh, np.matmul)
         return H.sum()
 
     eps, W64 = 1e-6, W.astype(np.float64)
@@ -340,7 +337,7 @@ def test_gradients_flow_through_scan(autograd_ops, rng):
         d[i] = eps
         expected[i] = (loss64(W64 + d) - loss64(W64 - d)) / (2 * eps)
     state_ = tuple(ops.asarray(s) for s in state)
-    xs_ = [tuple(ops.asarray(x) for x in step) for step in xs]
+    xs_ = tuple(ops.asarray(x) for x in xs)
 
     def grad(W):
         def f(ps):
