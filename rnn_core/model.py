@@ -212,7 +212,7 @@ def run_layers(ops: Ops, X: Tensor, state: tuple, params, *, onehot: bool = Fals
     for l, p in enumerate(layers(params)):
         def step(layer_state, xw, p=p):                          # xw: one step's input parts
             layer_state, kept = cell.step(ops, p, xw, layer_state)
-            return layer_state, ((layer_state[0], kept) if keep else (layer_state[0], None))
+            return layer_state, (layer_state[0], kept if keep else None)
 
         parts = tuple(input_parts(ops, cell, p, inputs, onehot=onehot))
         layer_state, (Hs, saved) = ops.scan(step, tuple(state[l * k:(l + 1) * k]), parts)
