@@ -12,7 +12,9 @@ Jay Chou settings (hidden 256, batch 32, 35 steps, SGD lr 100, θ 0.01), the scr
 sampling, both from the same weights and minibatches, alternating epoch by epoch. Both programs
 get rnn-core's precision (IEEE float32, or TensorFloat-32 with ``--tf32``) and compiler options
 (on the CPU, small products on one thread). Both must print the same perplexities, within
-float32 rounding. The first epoch (tracing and compiling) is left out of the medians."""
+float32 rounding. The first epoch (tracing and compiling) is left out of the medians. Last, it
+prints how many fused kernels (XLA's fusions) each compiled program has: on a GPU each is one
+launch, and this model's step is bound by launches there."""
 import argparse
 import random
 import statistics
@@ -57,6 +59,26 @@ def plain_epoch(ops, config):
     return ops.compile(lambda params, Xs, Ys: jax.lax.scan(minibatch, params, (Xs, Ys)))
 
 
+def count_fusions(ops) -> list:
+    """The number of fusions (each a kernel of its own on a GPU) in each program that ``ops``
+    compiles from now on, counted in XLA's text of the program as first called, in order."""
+    import jax
+    counts, compile_ = [], ops.compile
+
+    def counting(fn):
+        run, counted = compile_(fn), []
+
+        def first_counted(*args):
+            if not counted:
+                counted.append(True)
+                counts.append(jax.jit(fn).lower(*args).compile().as_text().count(" fusion("))
+            return run(*args)
+        return first_counted
+
+    ops.compile = counting                  # this object only: rnn-core's epoch, then plain's
+    return counts
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="docs/scripts/plain_jax_epoch.py",
                                 description="rnn-core's JAX epoch against a plain JAX epoch, in "
@@ -69,6 +91,7 @@ def main(argv=None):
     corpus = load_corpus("jaychou")
     V = corpus.vocab.vocab_size
     ops = get_backend("jax", args.device, **cli.numerics_options(args))
+    fusions = count_fusions(ops)
     config = TrainConfig(sampling="random", pred_period=0)
     params = model.get_params(ops, V, config.num_hiddens, config.seed, **model_spec(config))
     ours = {"fn": make_train_epoch(ops, V, config), "params": params,
@@ -100,6 +123,8 @@ def main(argv=None):
         print(f"{name} | {run['results'][0][0]:.2f} | {rates[name]:,.0f} | "
               f"{run['results'][-1][2]:.4f}")
     print(f"rnn-core / plain JAX: {rates['rnn-core'] / rates['plain JAX']:.2f}", flush=True)
+    print("fused kernels in the compiled epoch program (XLA's fusions): rnn-core "
+          f"{fusions[0]}, plain JAX {fusions[1]}", flush=True)
 
 
 if __name__ == "__main__":

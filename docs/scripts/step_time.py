@@ -4,6 +4,7 @@ behind docs/benchmarks.md.
     RNN_CORE_DATA=../shared/data python docs/scripts/step_time.py numpy fast
     RNN_CORE_DATA=../shared/data python docs/scripts/step_time.py torch fast --grad bptt
     RNN_CORE_DATA=../shared/data python docs/scripts/step_time.py mxnet fast --profile
+    RNN_CORE_DATA=../shared/data python docs/scripts/step_time.py numpy fast --cell lstm
 
 Jay Chou settings, random sampling, SGD. Ten steps warm up (compilation, tracing, the allocator),
 then fifty are timed, with the losses read once at the end as the fast path does. ``--profile``
@@ -20,7 +21,9 @@ import numpy as np
 from rnn_core import get_backend, model
 from rnn_core.cli import run_main
 from rnn_core.data import load_corpus
-from rnn_core.train import TrainConfig, data_iter, init_optimizer_state, make_train_step
+from rnn_core.cells import CELLS
+from rnn_core.train import (TrainConfig, data_iter, init_optimizer_state, make_train_step,
+                            model_spec)
 
 
 def main(argv=None):
@@ -29,14 +32,16 @@ def main(argv=None):
     p.add_argument("path", choices=("book", "fast"))
     p.add_argument("--model", choices=("scratch", "concise"), default="scratch")
     p.add_argument("--grad", choices=("auto", "autograd", "bptt"), default="auto")
+    p.add_argument("--cell", choices=tuple(CELLS), default="rnn")
     p.add_argument("--profile", action="store_true")
     args = p.parse_args(argv)
 
     ops = get_backend(args.backend, "cpu")
     corpus = load_corpus("jaychou")
     V = corpus.vocab.vocab_size
-    config = TrainConfig(book_path=args.path == "book", model=args.model, grad=args.grad)
-    params = model.get_params(ops, V, config.num_hiddens, config.seed)
+    config = TrainConfig(book_path=args.path == "book", model=args.model, grad=args.grad,
+                         cell=args.cell)
+    params = model.get_params(ops, V, config.num_hiddens, config.seed, **model_spec(config))
     opt_state = init_optimizer_state(ops, config, params)
     step = make_train_step(ops, V, config)
     rng, batches = random.Random(config.seed), []
@@ -48,18 +53,19 @@ def main(argv=None):
         nonlocal params, opt_state
         losses = []
         for X, Y in minibatches:
-            state = model.init_rnn_state(ops, config.batch_size, config.num_hiddens)
+            state = model.init_state(ops, params, config.batch_size)
             params, opt_state, _, loss = step(params, opt_state, state, X, Y)
             losses.append(loss)
         return [float(np.asarray(ops.to_numpy(l)).reshape(())) for l in losses]
 
     run(batches[:10])
     start = time.perf_counter()
-    run(batches[10:60])
+    losses = run(batches[10:60])
     seconds = (time.perf_counter() - start) / 50
     tokens = config.batch_size * config.num_steps
-    print(f"{args.backend} {args.model} {args.path} ({args.grad}): {1e3 * seconds:.1f} ms a step, "
-          f"{tokens / seconds:,.0f} tokens/s")
+    print(f"{args.backend} {args.model} {args.cell} {args.path} ({args.grad}): "
+          f"{1e3 * seconds:.1f} ms a step, {tokens / seconds:,.0f} tokens/s; "
+          f"last loss {losses[-1]:.6f}")
     if args.profile:
         profile(ops.name, lambda: run(batches[60:80]))
 
