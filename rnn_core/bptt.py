@@ -43,11 +43,12 @@ def loss_and_grad_bptt(ops: Ops, params, state: tuple, X: Tensor, Y: Tensor, voc
     # Forward, keeping every layer's H_t and what each step saved.
     all_Hs, all_saved, new_state = model.run_layers(ops, X, state, params, onehot=onehot,
                                                     keep=True)
-    H = ops.reshape(all_Hs[-1], (n, -1))                       # (n, hidden), time-major rows
-    Hs = ops.unstack(all_Hs[-1])                               # num_steps × (batch, hidden)
+    H = all_Hs[-1]                                             # (num_steps, batch, hidden)
     if per_step:
+        Hs = ops.unstack(H)                                    # num_steps × (batch, hidden)
         O = ops.concat([ops.matmul(H_t, W_hq) + b_q for H_t in Hs], axis=0)
     else:
+        H = ops.reshape(H, (n, -1))                            # (n, hidden), time-major rows
         O = ops.linear(H, W_hq, b_q)                           # (n, vocab)
     y = labels(ops, Y)                                         # (n,)
     log_P = ops.log_softmax(O, axis=1)                         # (n, vocab)

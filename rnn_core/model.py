@@ -180,14 +180,15 @@ def input_parts(ops: Ops, cell: Cell, p, inputs, *, onehot: bool = False) -> lis
     ``inputs`` are integer characters ``X (batch, num_steps)`` (layer 1) or a lower layer's
     states ``H (num_steps, batch, hidden)``. Characters pick rows of ``W_x?`` with ``take`` (or,
     with ``onehot``, the book's one-hot products); states are multiplied all steps at once (or,
-    with ``onehot``, the book's path, step by step). A bias is added to all steps at once, ``(X_t·W
-    + b) + H·W_h``: the same sum as the book's, with one bias addition (and gradient) per layer."""
-    if len(inputs.shape) == 3:                                   # a lower layer's H
-        if onehot:
+    with ``onehot``, the book's path, step by step). Off the book's path a bias is added to all
+    steps at once, ``(X_t·W + b) + H·W_h``: the same sum as the book's, with one bias addition
+    (and gradient) per layer."""
+    if len(inputs.shape) == 3:              # a lower layer's states H (num_steps, batch, hidden)
+        if onehot:                          # the book's path: one product per step
             return [ops.stack([ops.matmul(H_t, getattr(p, W)) + getattr(p, b)
                                for H_t in ops.unstack(inputs)]) for W, b in cell.gates]
-        num_steps, batch, num_hiddens = inputs.shape
-        H = ops.reshape(inputs, (num_steps * batch, num_hiddens))    # time-major rows
+        num_steps, batch, hidden = inputs.shape
+        H = ops.reshape(inputs, (num_steps * batch, hidden))         # time-major rows
         return [ops.reshape(ops.linear(H, getattr(p, W), getattr(p, b)), (num_steps, batch, -1))
                 for W, b in cell.gates]
     if onehot:
@@ -201,7 +202,7 @@ def input_parts(ops: Ops, cell: Cell, p, inputs, *, onehot: bool = False) -> lis
 def run_layers(ops: Ops, X: Tensor, state: tuple, params, *, onehot: bool = False,
                keep: bool = False):
     """Every layer over every step: returns ``(Hs, saved, state)``, with ``Hs[l]`` layer ``l``'s
-    states ``[H_1; …; H_T]`` stacked, ``(num_steps, batch, hidden)``, ``saved[l]`` (with
+    states ``H_1, …, H_T`` stacked, ``(num_steps, batch, hidden)``, ``saved[l]`` (with
     ``keep``, else ``None``) what its steps saved for the backward pass, each tensor stacked over
     the steps, and the new state. A layer's steps are the loop ``ops.scan`` runs: a Python loop,
     or, inside JAX's compiled step, one ``lax.scan``."""
@@ -215,11 +216,11 @@ def run_layers(ops: Ops, X: Tensor, state: tuple, params, *, onehot: bool = Fals
             return layer_state, (layer_state[0], kept if keep else None)
 
         parts = tuple(input_parts(ops, cell, p, inputs, onehot=onehot))
-        layer_state, (Hs, saved) = ops.scan(step, tuple(state[l * k:(l + 1) * k]), parts)
-        all_Hs.append(Hs)
+        layer_state, (H, saved) = ops.scan(step, tuple(state[l * k:(l + 1) * k]), parts)
+        all_Hs.append(H)                                         # (num_steps, batch, hidden)
         all_saved.append(saved)
         new_state.extend(layer_state)
-        inputs = Hs
+        inputs = H
     return all_Hs, all_saved, tuple(new_state)
 
 

@@ -79,7 +79,8 @@ def first_comment(code: list) -> str:
     return ""
 
 
-PASS_THROUGH = ("return fn", "return python_scan(self, f, carry, xs)", "return python_loop(self, f)")
+PASS_THROUGH = ("return fn", "return python_scan(self, f, carry, xs)",
+                "return python_loop(self, f)")
 
 
 def is_pass_through(code: list) -> bool:
