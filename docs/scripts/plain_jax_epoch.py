@@ -59,24 +59,30 @@ def plain_epoch(ops, config):
     return ops.compile(lambda params, Xs, Ys: jax.lax.scan(minibatch, params, (Xs, Ys)))
 
 
-def count_fusions(ops) -> list:
-    """The number of fusions (each a kernel of its own on a GPU) in each program that ``ops``
-    compiles from now on, counted in XLA's text of the program as first called, in order."""
-    import jax
-    counts, compile_ = [], ops.compile
+def recording_programs(ops) -> list:
+    """``[(fn, args), ...]``: each function that ``ops`` compiles from now on, with the arguments
+    of its first call, in order (rnn-core's epoch, then the plain one), to count its kernels
+    after the timed epochs (:func:`fusions`)."""
+    programs, compile_ = [], ops.compile
 
-    def counting(fn):
-        run, counted = compile_(fn), []
+    def recording(fn):
+        run = compile_(fn)
 
-        def first_counted(*args):
-            if not counted:
-                counted.append(True)
-                counts.append(jax.jit(fn).lower(*args).compile().as_text().count(" fusion("))
+        def first_recorded(*args):
+            if not any(f is fn for f, _ in programs):
+                programs.append((fn, args))
             return run(*args)
-        return first_counted
+        return first_recorded
 
-    ops.compile = counting                  # this object only: rnn-core's epoch, then plain's
-    return counts
+    ops.compile = recording                 # this object only
+    return programs
+
+
+def fusions(fn, args) -> int:
+    """The fusions in XLA's text of ``fn`` compiled for ``args`` (with XLA's default options):
+    each is a kernel of its own on a GPU."""
+    import jax
+    return jax.jit(fn).lower(*args).compile().as_text().count(" fusion(")
 
 
 def main(argv=None):
@@ -91,7 +97,7 @@ def main(argv=None):
     corpus = load_corpus("jaychou")
     V = corpus.vocab.vocab_size
     ops = get_backend("jax", args.device, **cli.numerics_options(args))
-    fusions = count_fusions(ops)
+    programs = recording_programs(ops)
     config = TrainConfig(sampling="random", pred_period=0)
     params = model.get_params(ops, V, config.num_hiddens, config.seed, **model_spec(config))
     ours = {"fn": make_train_epoch(ops, V, config), "params": params,
@@ -123,8 +129,9 @@ def main(argv=None):
         print(f"{name} | {run['results'][0][0]:.2f} | {rates[name]:,.0f} | "
               f"{run['results'][-1][2]:.4f}")
     print(f"rnn-core / plain JAX: {rates['rnn-core'] / rates['plain JAX']:.2f}", flush=True)
+    (ours_fn, ours_args), (plain_fn, plain_args) = programs
     print("fused kernels in the compiled epoch program (XLA's fusions): rnn-core "
-          f"{fusions[0]}, plain JAX {fusions[1]}", flush=True)
+          f"{fusions(ours_fn, ours_args)}, plain JAX {fusions(plain_fn, plain_args)}", flush=True)
 
 
 if __name__ == "__main__":
