@@ -265,7 +265,7 @@ def in_numerics_scope(fn: Callable) -> Callable:
 def python_scan(ops: Ops, f: Callable, carry: Any, xs: tuple) -> Tuple[Any, Any]:
     """:meth:`Ops.scan` as a Python loop: what a backend without a loop of its own runs."""
     ys = []
-    for x_t in zip(*(ops.unstack(x) for x in xs)):
+    for x_t in zip(*(ops.unstack(x) for x in xs), strict=True):
         carry, y_t = f(carry, x_t)
         ys.append(y_t)
     return carry, _stack_steps(ops, ys)

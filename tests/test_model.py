@@ -78,6 +78,29 @@ def test_every_forward_variant_equals_the_reference(ops, problem, onehot, per_st
     np.testing.assert_allclose(ops.to_numpy(H), H_ref, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("onehot", [False, True], ids=["stacked", "book"])
+def test_one_time_step_equals_the_reference(ops, problem, onehot):
+    """One step, as generation runs the model for each character: the forward pass, eager and,
+    on the fast path, as one graph (MXNet's traced ``CachedOp``), and the hand-written gradient's
+    loss and state."""
+    params, X, Y, H0 = problem
+    X, Y = X[:, :1], Y[:, :1]                                    # (batch, 1)
+    P, X_, Y_, state = on(ops, params, X, Y, H0)
+    O_ref, H_ref = reference_forward(params, X, H0)
+
+    def forward(P, X, state):
+        return model.forward(ops, X, state, P, VOCAB, onehot=onehot)
+
+    for run in (forward,) if onehot else (forward, ops.graph(forward)):
+        O, (H,) = run(P, X_, state)
+        np.testing.assert_allclose(ops.to_numpy(O), O_ref, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(ops.to_numpy(H), H_ref, rtol=1e-4, atol=1e-5)
+    (loss, (H,)), _ = bptt.loss_and_grad_bptt(ops, P, state, X_, Y_, VOCAB, onehot=onehot)
+    assert float(ops.to_numpy(loss).reshape(())) == pytest.approx(
+        reference_loss(params, X, Y, H0), rel=1e-5)
+    np.testing.assert_allclose(ops.to_numpy(H), H_ref, rtol=1e-4, atol=1e-5)
+
+
 def test_the_books_rnn_function_returns_lists(ops, problem):
     params, X, Y, H0 = problem
     P, X_, _, state = on(ops, params, X, Y, H0)
