@@ -319,6 +319,14 @@ def test_scan_runs_the_loop_over_steps(ops, rng, steps):
         close(ops, As, np.stack([y[1][1] for y in ys]), rtol=0, atol=0)
 
 
+def test_scan_refuses_inputs_of_different_step_counts(ops, rng):
+    """As ``lax.scan`` does, rather than stop at the shortest input (eager, on every backend)."""
+    _, state, (a, b), _ = _scan_problem(rng)
+    xs = (ops.asarray(a), ops.asarray(b[:-1]))          # 6 steps and 5
+    with pytest.raises(ValueError):
+        ops.scan(lambda carry, x: (carry, x[0]), tuple(ops.asarray(s) for s in state), xs)
+
+
 def test_gradients_flow_through_scan(autograd_ops, rng):
     """d(Σ H_T)/dW through the loop, compiled, against central differences of the NumPy loop
     in float64."""
