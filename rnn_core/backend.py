@@ -58,7 +58,7 @@ def no_gpu_build(name: str) -> DeviceUnavailable:
     backends that have one."""
     others = [n for n in BACKEND_NAMES if has(n, "gpu")]
     return DeviceUnavailable(
-        f"--device gpu: the {name} backend runs on the CPU only; use --device cpu (or auto), or "
+        f"--device gpu: the {name} backend runs on the CPU only; use --device cpu or --device auto, or "
         f"a backend with a GPU build: {', '.join(others[:-1])} or {others[-1]}")
 
 

@@ -115,10 +115,10 @@ def resolve_grad(ops: Ops, config: TrainConfig) -> str:
     if grad not in ("autograd", "bptt"):
         raise ValueError(f"unknown grad {grad!r}: choose autograd, bptt or auto")
     if grad == "autograd" and not has(ops.name, "autograd"):
-        raise RNNCoreError(f"the {ops.name} backend has no autograd: use --grad bptt (or auto)")
+        raise RNNCoreError(f"the {ops.name} backend has no autograd: use --grad bptt or --grad auto")
     if grad == "bptt" and config.model != "scratch":
         raise RNNCoreError("--grad bptt is the scratch model's hand-written backpropagation: "
-                           "the concise model trains with --grad autograd (or auto)")
+                           "the concise model trains with --grad autograd or --grad auto")
     return grad
 
 

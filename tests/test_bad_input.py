@@ -54,7 +54,7 @@ BAD_FILES = {
     (["--clip", "nan"], "--clip: must be a positive number, got 'nan'"),
     (["--backend", "caffe"], "unknown backend 'caffe': choose one of numpy, torch, tf, mxnet, jax"),
     (["--backend", "numpy", "--device", "gpu"], "--device gpu: the numpy backend runs on the CPU "
-     "only; use --device cpu (or auto), or a backend with a GPU build: torch, tf, mxnet or jax"),
+     "only; use --device cpu or --device auto, or a backend with a GPU build: torch, tf, mxnet or jax"),
     (["--backend", "numpy", "--model", "concise"], "NumPy has no RNN layer"),
     (["--backend", "numpy", "--grad", "autograd"], "the numpy backend has no autograd"),
     (["--corpus", "missing.txt"], "corpus file 'missing.txt' does not exist"),
