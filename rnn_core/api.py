@@ -36,7 +36,7 @@ from rnn_core import checkpoint, model, outputs
 from rnn_core.backend import (BACKEND_NAMES, REFERENCE, backend_names, canonical_name,
                               get_backend, has, is_installed)
 from rnn_core.data import DEFAULT_MAX_CHARS, Vocab, load_corpus, preprocessing_of, usable_prefix
-from rnn_core.errors import BackendUnavailable, RNNCoreError
+from rnn_core.errors import BackendUnavailable, RNNCoreError, interruption
 from rnn_core.optim import OPTIMIZERS
 from rnn_core.plot import perplexity_figure     # part of the API too
 from rnn_core.predict import predict_rnn
@@ -248,6 +248,7 @@ class Comparison:
     """The same model trained on several backends: what :func:`compare` returns."""
     results: dict                                   # backend name -> TrainResult, in order
     skipped: dict = field(default_factory=dict)     # backend name -> why it did not run
+    interrupted: bool = False                       # Ctrl-C stopped it: results are those done
 
     def figure(self, title: str | None = None):
         """Every backend's perplexity curve on one ``matplotlib.figure.Figure``."""
@@ -321,7 +322,10 @@ def compare(backends: Sequence[str] | None = None, corpus: str | os.PathLike | N
     model on the same weights, the same function, as the reference; NumPy, which has no GPU
     build, runs on the CPU whatever ``device`` says; ``device='gpu'`` where another framework
     sees no GPU is refused before any backend trains. ``verbose`` prints one line
-    per backend as it finishes. (``python -m rnn_core.compare`` runs each backend in its own
+    per backend as it finishes. Ctrl-C (a notebook's interrupt) stops the backend that is
+    training and returns the ones that finished, with ``comparison.interrupted`` True and the
+    stopped and unstarted ones in ``comparison.skipped``; where none had finished, the interrupt
+    is raised. (``python -m rnn_core.compare`` runs each backend in its own
     process instead, so its timings do not share threads or memory.)"""
     names = backend_names(available_backends() if backends is None else backends)
     config = make_config(**settings)                # one set of settings for every backend
@@ -330,7 +334,7 @@ def compare(backends: Sequence[str] | None = None, corpus: str | os.PathLike | N
             if has(name, "gpu") and is_installed(name):
                 get_backend(name, "gpu", precision=precision, deterministic=deterministic)
     results, skipped = {}, {}
-    for name in names:
+    for k, name in enumerate(names, start=1):
         try:
             results[name] = _train_for_comparison(
                 name, corpus, config, device=device, max_chars=max_chars,
@@ -339,6 +343,18 @@ def compare(backends: Sequence[str] | None = None, corpus: str | os.PathLike | N
         except BackendUnavailable as error:
             skipped[name] = str(error)
             continue
+        except BaseException as error:      # Ctrl-C: the backends that finished are kept
+            interrupt = interruption(error)
+            if interrupt is None:
+                raise
+            if not results:
+                raise interrupt
+            skipped[name] = "interrupted"
+            skipped.update({later: "not started (interrupted)" for later in names[k:]})
+            if verbose:
+                print(f"{name}: interrupted; the {len(results)} backend(s) that finished are "
+                      "returned", flush=True)
+            return Comparison(results, skipped, interrupted=True)
         if verbose:
             r = results[name]
             print(f"{name}: perplexity {r.perplexities[-1]:.3f} after {epochs(len(r.history))}, "

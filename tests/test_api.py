@@ -263,3 +263,33 @@ def test_settings_are_the_books_with_the_ones_given():
     with pytest.raises(RNNCoreError, match="unknown optimizer 'adagrad'"):
         api.make_config(optimizer="adagrad")
     assert math.isclose(api.make_config(lr=0.5).lr, 0.5)
+
+
+def test_compare_interrupted_returns_the_backends_that_finished(backend_name, monkeypatch,
+                                                                 capsys):
+    """Ctrl-C (a notebook's interrupt) during the second backend: the first one's result is
+    returned, not lost, as ``python -m rnn_core.compare`` still shows the backends that finished.
+    The backends after the first never start, so which of them are installed does not matter."""
+    others = [name for name in api.BACKEND_NAMES if name != backend_name][:2]
+    train = api._train_for_comparison
+
+    def interrupted_after_the_first(name, *args, **kwargs):
+        if name != backend_name:
+            raise KeyboardInterrupt
+        return train(name, *args, **kwargs)
+
+    monkeypatch.setattr(api, "_train_for_comparison", interrupted_after_the_first)
+    try:                                            # not an interrupt of the test session
+        comparison = api.compare([backend_name, *others], num_epochs=1, num_hiddens=8,
+                                 pred_len=2, device=device_for(backend_name))
+    except KeyboardInterrupt:
+        pytest.fail("compare raised the interrupt and lost the backend that had finished")
+    assert list(comparison.results) == [backend_name] and comparison.interrupted
+    assert comparison.skipped == {others[0]: "interrupted",
+                                  others[1]: "not started (interrupted)"}
+    assert comparison.results[backend_name].perplexities[-1] > 0
+    assert f"{others[0]}: interrupted; the 1 backend(s) that finished are returned" in (
+        capsys.readouterr().out)
+    assert f"| {others[0]} | skipped: interrupted |" in comparison.summary()
+    with pytest.raises(KeyboardInterrupt):          # nothing finished: nothing to return
+        api.compare(others, num_epochs=1, verbose=False)
