@@ -148,10 +148,13 @@ def numerics_options(args) -> dict:
             "deterministic": getattr(args, "deterministic", False)}
 
 
-def describe_numerics(ops) -> str:
-    """``'; TF32 allowed, deterministic'`` for a header line, or ``''`` for the defaults."""
-    parts = (["TF32 allowed"] if ops.precision == "tf32" else []) + (
-        ["deterministic"] if ops.deterministic else [])
+def describe_numerics(ops, on_cpu: bool | None = None) -> str:
+    """``'; TF32 allowed, deterministic'`` for a header line, or ``''`` for the defaults. On the
+    CPU, which has no TF32, it says so: ``'; TF32 allowed (none on the CPU)'``. ``ops``: a backend
+    (it knows its device) or a :class:`rnn_core.api.TrainResult` (``on_cpu`` given)."""
+    on_cpu = ops.device != ops.gpu_device if on_cpu is None else on_cpu
+    parts = ([f"TF32 allowed{' (none on the CPU)' * on_cpu}"] if ops.precision == "tf32" else []
+             ) + (["deterministic"] if ops.deterministic else [])
     return "; " + ", ".join(parts) if parts else ""
 
 

@@ -207,7 +207,8 @@ def main(argv=None) -> int:
     print(f"{config.model} model, {config.optimizer} lr {config.lr:g}, clip {config.clipping_theta:g}, "
           f"{config.sampling} sampling, hidden {config.num_hiddens}, {epochs(config.num_epochs)}, "
           f"seed {config.seed}, corpus {args.corpus or 'lyrics_zh'}, {args.threads} threads per "
-          "backend" + cli.describe_numerics(next(iter(results.values()))))
+          "backend" + cli.describe_numerics(next(iter(results.values())), on_cpu=(
+              args.device == "cpu" or not any(has(name, "gpu") for name in results))))
     print("\nperplexity by epoch\n" + comparison.table(every=args.pred_period))
     print("\n" + comparison.summary())
     print("\ngenerated text (greedy)\n" + comparison.samples_text())
