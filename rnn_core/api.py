@@ -99,6 +99,7 @@ class TrainResult:
     precision: str = "float32"        # the backend's numerics (docs/gpu.md)
     deterministic: bool = False
     log: list = field(default_factory=list, repr=False)   # the book's printed lines
+    on_gpu: bool = False              # whether it ran on the framework's GPU
 
     @property
     def perplexities(self) -> list:
@@ -127,7 +128,8 @@ class TrainResult:
                 "history": [{"epoch": e.epoch, "perplexity": e.perplexity, "seconds": e.seconds,
                              "tokens": e.tokens} for e in self.history],
                 "samples": self.samples, "idx_to_char": self.idx_to_char, "unk": self.unk,
-                "precision": self.precision, "deterministic": self.deterministic, "log": self.log}
+                "precision": self.precision, "deterministic": self.deterministic, "log": self.log,
+                "on_gpu": self.on_gpu}
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainResult":
@@ -136,7 +138,7 @@ class TrainResult:
                                np.array([])) for e in data["history"]]
         return cls(data["backend"], data["device"], data["corpus"], config, history,
                    data["samples"], None, data["idx_to_char"], data["unk"], data["precision"],
-                   data["deterministic"], data["log"])
+                   data["deterministic"], data["log"], data.get("on_gpu", False))
 
 
 def available_backends(names: Iterable[str] = BACKEND_NAMES) -> list:
@@ -240,7 +242,8 @@ def train(backend: str = "numpy", corpus: str | os.PathLike | None = None, *,
                for prefix in config.prefixes}
     return TrainResult(ops.name, ops.device, text.name, config, history, samples,
                        model.params_to_numpy(ops, params), list(vocab.idx_to_char),
-                       vocab.unk is not None, ops.precision, ops.deterministic, lines)
+                       vocab.unk is not None, ops.precision, ops.deterministic, lines,
+                       on_gpu=ops.device == ops.gpu_device)
 
 
 @dataclass

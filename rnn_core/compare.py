@@ -193,7 +193,7 @@ def main(argv=None) -> int:
         raise interrupt
     if not results:         # each one's error is printed above, as it failed
         raise ValueError(f"every backend failed: {', '.join(skipped)} (the errors are above)")
-    comparison = api.Comparison(results, skipped)
+    comparison = api.Comparison(results, skipped, interrupted=interrupt is not None)
     if args.plot:           # the files first: a reader that stops early (| head) loses nothing
         image = io.BytesIO()
         comparison.figure().savefig(image, format="png")
@@ -207,8 +207,8 @@ def main(argv=None) -> int:
     print(f"{config.model} model, {config.optimizer} lr {config.lr:g}, clip {config.clipping_theta:g}, "
           f"{config.sampling} sampling, hidden {config.num_hiddens}, {epochs(config.num_epochs)}, "
           f"seed {config.seed}, corpus {args.corpus or 'lyrics_zh'}, {args.threads} threads per "
-          "backend" + cli.describe_numerics(next(iter(results.values())), on_cpu=(
-              args.device == "cpu" or not any(has(name, "gpu") for name in results))))
+          "backend" + cli.describe_numerics(next(iter(results.values())), on_cpu=not any(
+              r.on_gpu for r in results.values())))
     print("\nperplexity by epoch\n" + comparison.table(every=args.pred_period))
     print("\n" + comparison.summary())
     print("\ngenerated text (greedy)\n" + comparison.samples_text())

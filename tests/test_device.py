@@ -234,6 +234,21 @@ def test_compare_gives_each_backend_tf32_and_deterministic_when_asked(tmp_path):
     assert (row["precision"], row["deterministic"]) == ("tf32", True)
 
 
+def test_compares_header_says_tf32_has_no_effect_only_where_every_backend_ran_on_the_cpu(
+        backend_name, tmp_path):
+    """With ``--device auto``, the header's "(none on the CPU)" follows where the backend ran, not
+    whether its framework has a GPU build (PyTorch on a machine without a GPU is on the CPU)."""
+    out = tmp_path / "compare.json"
+    result = tool("rnn_core.compare", "--backends", backend_name, "--epochs", "1", "--hidden", "8",
+                  "--device", "auto", "--tf32", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    row, = json.loads(out.read_text())["results"]
+    if device_for(backend_name) == "gpu":
+        assert row["on_gpu"]
+    qualifier = "" if row["on_gpu"] else " (none on the CPU)"
+    assert result.stdout.splitlines()[0].endswith(f"; TF32 allowed{qualifier}")
+
+
 def test_bench_gives_the_backend_tf32_and_deterministic_when_asked(tmp_path):
     out = tmp_path / "bench.json"
     result = tool("rnn_core.bench", "--backends", REFERENCE, "--models", "scratch", "--paths",
