@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# What a session with a lent GPU runs (issue 15), each part well inside the device tool's 10
-# minutes a command. Every part tees its log into $OUT, which comes back.
+# What a session with a lent GPU runs (issue 15). Every part tees its log into $OUT, which comes back.
 #
-#   here, once:   mkdir -p .data && cp ../shared/data/* .data/     (.data/ is git-ignored)
-#                 the notebook tools (jupytext, nbclient, nbformat, ipykernel) and their needs
-#                 that the image lacks, as wheels for its Python in .whl/ (git-ignored): pip
-#                 download -c constraints/current.txt --only-binary=:all: --python-version 3.12
-#                 --platform manylinux_2_28_x86_64 (and older) -d .whl jupytext nbclient nbformat
-#                 ipykernel, then delete the wheels of packages the image has
-#   device calls, with carry [".data", ".whl"], each within 10 minutes on the H100 (2026-11-24):
+#   here, once:   bash docs/scripts/gpu_session.sh prepare
+#                 (the corpora into .data/, and the notebook tools, which the image lacks, with what
+#                 they need, as wheels for the image's Python into .whl/; both are git-ignored)
+#   one device call, with carry [".data", ".whl"] and timeout_s 590:
+#                 bash docs/scripts/gpu_session.sh session
+#   A session's device time is 15 minutes, the machine's start (minutes) included, and one call
+#   may take 10: `session` runs the suite, bench's fast rows and the plain-JAX comparison in one
+#   call, each under its own limit, and stops each at its limit with Ctrl-C, so that pytest and
+#   the bench still print what they have (the failures' tracebacks, the table).
+#   With more device time, the other parts are one call each (on the H100, 2026-11-24):
 #     WORKERS=12 bash docs/scripts/gpu_session.sh tests --tb=short
 #     WORKERS=4 bash docs/scripts/gpu_session.sh learning & bash docs/scripts/gpu_session.sh numerics; wait
 #     bash docs/scripts/gpu_session.sh bench
@@ -18,6 +20,12 @@
 #   A list of test ids to run again must come from that machine's own run: some ids differ
 #   between installs, and pytest runs nothing when one is not found.
 #
+# session:    in this order, each stopped at its limit in seconds: the whole suite on the GPU, the
+#             learning tests included, in WORKERS (default 14) processes of one thread each
+#             (TESTS_S, default 320); bench's fast rows, two runs each of 5 epochs (BENCH_S, 140;
+#             the book rows, JAX's two minutes a run, were measured on 2026-11-24, and the fast
+#             path beat them 6-261 times); plain_jax_epoch.py (PLAIN_S, 60). A dry run on this
+#             project's 2-core CPU (GPU=cpu WORKERS=2) stopped the suite 10 s after its limit.
 # tests:      the suite on the GPU (RNN_CORE_TEST_DEVICE=gpu) for the frameworks the machine has,
 #             the learning tests left out;
 # learning:   the learning tests (minutes of training on the book's corpora) on the GPU;
@@ -29,14 +37,30 @@
 #             effect on speed), then the epoch as one program against one call per minibatch
 #             (docs/scripts/epoch_loop.py), and JAX's epoch against a plain JAX program of it
 #             (docs/scripts/plain_jax_epoch.py), in IEEE float32 and with --tf32.
+# prepare:    here, not on the device machine: copies ../shared/data (SHARED=folder for another)
+#             into .data/ and downloads the wheels into .whl/ with this machine's pip; the device
+#             machine installs only those of distributions it does not have.
 # BACKENDS (default: numpy torch jax, what the lent image has) and GPU=cpu (a dry run on a
-# machine without one, with $OUT a temporary folder, and EPOCHS=2 for numerics) may be set.
+# machine without one, with $OUT a temporary folder, short limits for session, and EPOCHS=2 for
+# numerics) may be set.
 # WORKERS=N spreads the tests over N processes with pytest-xdist (the image has it), with work
 # stealing where its version has it. Arguments after tests or learning go to pytest (a file, -k,
 # --lf).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-part=${1:?"say which part: tests, learning, numerics, bench or bench-tf32"}
+parts="prepare, session, tests, learning, numerics, bench or bench-tf32"
+part=${1:?"say which part: $parts"}
+if [ "$part" = prepare ]; then
+  mkdir -p .data && cp "${SHARED:-../shared}"/data/* .data/
+  rm -rf .whl
+  # For the image's Python, 3.12 (docs/gpu.md): pip fetches nothing there.
+  python3 -m pip download -q -c constraints/current.txt --only-binary=:all: -d .whl \
+    --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 \
+    --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any \
+    jupytext nbclient nbformat ipykernel
+  du -sh .data .whl
+  exit 0
+fi
 backends=${BACKENDS:-numpy torch jax}
 device=${GPU:-gpu}
 out=${OUT:?"OUT: the folder the logs go to (the device tool sets it)"}
@@ -58,10 +82,22 @@ EOF
 comma=$(echo "$backends" | tr ' ' ',')
 spread=()
 if compgen -G ".whl/*.whl" >/dev/null; then   # packages the image lacks, carried as wheels
-  flock /tmp/site.lock sh -c 'test -e /tmp/site/.done || { python -m pip install -q --no-index \
-    --no-deps --no-compile --target /tmp/site .whl/*.whl && touch /tmp/site/.done; }'
+  # Only the wheels of distributions not installed here: a newer copy of one the frameworks use
+  # (packaging, typing-extensions) would otherwise shadow the image's own.
+  missing=$(python -c 'import sys
+from importlib import metadata
+for wheel in sys.argv[1:]:
+    try:
+        metadata.version(wheel.rsplit("/", 1)[-1].split("-")[0])
+    except metadata.PackageNotFoundError:
+        print(wheel)' .whl/*.whl)
+  # shellcheck disable=SC2086
+  [ -z "$missing" ] || flock /tmp/site.lock sh -c 'test -e /tmp/site/.done || {
+    python -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$@" &&
+    touch /tmp/site/.done; }' sh $missing
   export PYTHONPATH=.:/tmp/site
 fi
+[ "$part" != session ] || WORKERS=${WORKERS:-14}   # of the machine's 16 CPUs
 if [ -n "${WORKERS:-}" ]; then
   # Each worker is a process with its own JAX client, which would otherwise take 75% of the GPU.
   export XLA_PYTHON_CLIENT_PREALLOCATE=false
@@ -73,7 +109,30 @@ if [ -n "${WORKERS:-}" ]; then
   fi
 fi
 on_gpu=${backends/numpy/}       # the bench's table has one device: NumPy, CPU only, is left out
+# `limit SECONDS COMMAND...` runs COMMAND and gives it Ctrl-C after SECONDS (then 30 s to end).
+# Python makes Ctrl-C a KeyboardInterrupt only where it was not ignored at its start, as it is in
+# a shell's background jobs, so the command starts with its default restored.
+limit() {
+  local seconds=$1 start=$SECONDS status=0
+  shift
+  python -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.execvp(sys.argv[1], sys.argv[1:])' timeout --foreground -s INT -k 30 "$seconds" "$@" || status=$?
+  echo "== took $((SECONDS - start)) s of $seconds, exit $status: $*"
+}
 case $part in
+  session)
+    # One BLAS thread a worker, as in CI: 14 workers' threads would contend for 16 CPUs.
+    limit "${TESTS_S:-320}" env RNN_CORE_TEST_DEVICE="$device" OMP_NUM_THREADS=1 \
+      MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python -m pytest -q -p no:cacheprovider --backends "$comma" --durations 15 --tb=short \
+      -rfE "${spread[@]}" "${@:2}" 2>&1 | tee "$out/session-tests-$device.txt"
+    # shellcheck disable=SC2086
+    limit "${BENCH_S:-140}" python -m rnn_core.bench --device "$device" --backends $on_gpu \
+      --paths fast --repeats 2 --epochs 5 --json "$out/session-bench-$device.json" 2>&1 \
+      | tee "$out/session-bench-$device.txt"
+    if [[ " $on_gpu " == *" jax "* ]]; then
+      limit "${PLAIN_S:-60}" python docs/scripts/plain_jax_epoch.py --device "$device" 2>&1 \
+        | tee "$out/session-plain-jax-$device.txt"
+    fi ;;
   tests)
     RNN_CORE_TEST_DEVICE=$device python -m pytest -q -p no:cacheprovider --backends "$comma" \
       -m "not learning" --durations 15 "${spread[@]}" "${@:2}" 2>&1 | tee "$out/tests-$device.txt" ;;
@@ -120,5 +179,5 @@ case $part in
       done
     fi ;;
   *)
-    echo "unknown part $part: tests, learning, numerics, bench or bench-tf32" >&2; exit 2 ;;
+    echo "unknown part $part: $parts" >&2; exit 2 ;;
 esac
