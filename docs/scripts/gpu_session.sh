@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# What a session with a lent GPU runs (issue 15). Every part tees its log into $OUT, which comes back.
+# What a session with a lent GPU runs (issue 15). Every part tees its log into $OUT, which
+# comes back.
 #
 #   here, once:   bash docs/scripts/gpu_session.sh prepare
 #                 (the corpora into .data/, and the notebook tools, which the image lacks, with what
@@ -51,7 +52,10 @@ cd "$(dirname "$0")/../.."
 parts="prepare, session, tests, learning, numerics, bench or bench-tf32"
 part=${1:?"say which part: $parts"}
 if [ "$part" = prepare ]; then
-  mkdir -p .data && cp "${SHARED:-../shared}"/data/* .data/
+  shared=${SHARED:-../shared}
+  test -e "$shared/data/timemachine.txt" || {
+    echo "no corpora in $shared/data: set SHARED to the folder that holds data/" >&2; exit 2; }
+  mkdir -p .data && cp "$shared"/data/* .data/
   rm -rf .whl
   # For the image's Python, 3.12 (docs/gpu.md): pip fetches nothing there.
   python3 -m pip download -q -c constraints/current.txt --only-binary=:all: -d .whl \
@@ -125,8 +129,9 @@ case $part in
   session)
     # One BLAS thread a worker, as in CI: 14 workers' threads would contend for 16 CPUs.
     limit "${TESTS_S:-320}" env RNN_CORE_TEST_DEVICE="$device" OMP_NUM_THREADS=1 \
-      MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python -m pytest -q -p no:cacheprovider --backends "$comma" --durations 15 --tb=short \
-      -rfE "${pytest_args[@]}" "${@:2}" 2>&1 | tee "$out/session-tests-$device.txt"
+      MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python -m pytest -q -p no:cacheprovider \
+      --backends "$comma" --durations 15 --tb=short -rfE "${pytest_args[@]}" "${@:2}" 2>&1 \
+      | tee "$out/session-tests-$device.txt"
     # shellcheck disable=SC2086
     limit "${BENCH_S:-140}" python -m rnn_core.bench --device "$device" --backends $on_gpu \
       --paths fast --repeats 2 --epochs 5 --json "$out/session-bench-$device.json" 2>&1 \
