@@ -37,7 +37,7 @@ def installed(tmp_path_factory):
         ".git", ".venv*", "build", "dist", "*.egg-info", "__pycache__", ".data", ".whl"))
     built = pip(sys.executable, "wheel", "--no-deps", "-w", str(where / "dist"), str(source))
     if built.returncode != 0:
-        unavailable(f"pip could not build the wheel: {built.stderr[-1000:]}")
+        unavailable(f"pip could not build the wheel: {built.stderr[-3000:]}")
     wheel = next((where / "dist").glob("rnn_core-*.whl"))
     subprocess.run([sys.executable, "-m", "venv", str(where / "env")], check=True)
     python = where / "env" / "bin" / "python"
